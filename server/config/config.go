@@ -1,0 +1,111 @@
+// Package config is Fyr's typed configuration: the settings, their defaults, where they come
+// from (YAML file, FYR_… environment variables, command-line flags) and their validation.
+//
+// It is not for runtime state: generated secrets (signing key, TLS certificate, TURN secret)
+// live in files under the data directory, owned by the packages that use them.
+//
+// Every setting is a field of Config with four struct tags, and sometimes a fifth:
+//
+//	yaml:"…"    its key in fyr.yaml (nested by section)
+//	flag:"…"    its command-line flag; the environment variable is FYR_ + the flag in
+//	            upper case with '-' replaced by '_' (--client-addr is FYR_CLIENT_ADDR)
+//	help:"…"    one line for the operator, reused by the flag usage, the commented default
+//	            file and the README's configuration reference
+//	reload:"…"  "yes" if a running server applies a change without restarting
+//	secret:"…"  "yes" if the value must never be logged or echoed in an error
+//
+// A struct-typed field with only a yaml tag is a section: its fields are nested under that key.
+// Settings lists them all; Load builds a Config from the four sources, Validate checks it,
+// WriteDefault writes the commented file a first start creates, Diff and Watch serve reloads.
+//
+// Precedence, lowest first: built-in defaults, the YAML file, the environment, flags.
+package config
+
+// Defaults. The zero value of a field never means "use the default": Default fills them in.
+const (
+	DefaultServerName     = "localhost"
+	DefaultDataDir        = "./fyr-data"
+	DefaultClientAddr     = "127.0.0.1:8008"
+	DefaultFederationAddr = "127.0.0.1:8448"
+	DefaultMaxBodyBytes   = 1 << 20 // 1 MiB, ample for any JSON request; media has its own limit
+	DefaultLogLevel       = "info"
+	DefaultLogFormat      = "text"
+	DefaultDatabaseFile   = "fyr.db"
+	DefaultConfigFile     = "fyr.yaml" // in the data directory, unless --config or FYR_CONFIG says otherwise
+	DefaultReadConns      = 4
+	DefaultLoginPerSecond = 0.2 // one attempt per five seconds per client address …
+	DefaultLoginBurst     = 5   // … after a burst of five
+)
+
+// Config is the whole configuration of one Fyr server.
+type Config struct {
+	ServerName string `yaml:"server_name" flag:"server-name" help:"the Matrix server name: the part after ':' in @user:name; cannot change once users exist" reload:"no"`
+	DataDir    string `yaml:"data_dir" flag:"data-dir" help:"directory for the database, keys, certificates and this file" reload:"no"`
+
+	Log        Log        `yaml:"log"`
+	Client     Client     `yaml:"client"`
+	Federation Federation `yaml:"federation"`
+	Database   Database   `yaml:"database"`
+	Register   Register   `yaml:"registration"`
+	RateLimits RateLimits `yaml:"rate_limits"`
+}
+
+// Log configures log/slog output on standard error.
+type Log struct {
+	Level  string `yaml:"level" flag:"log-level" help:"debug, info, warn or error" reload:"yes"`
+	Format string `yaml:"format" flag:"log-format" help:"text or json" reload:"no"`
+}
+
+// Client configures the client-server API listener.
+type Client struct {
+	Addr         string `yaml:"addr" flag:"client-addr" help:"host:port of the client-server API (plain HTTP unless tls_cert is set)" reload:"no"`
+	TLSCert      string `yaml:"tls_cert" flag:"client-tls-cert" help:"PEM certificate file; when set with tls_key the client API speaks HTTPS" reload:"yes"`
+	TLSKey       string `yaml:"tls_key" flag:"client-tls-key" help:"PEM private key file for tls_cert" reload:"yes"`
+	PublicURL    string `yaml:"public_url" flag:"public-url" help:"base URL clients use to reach this server, served in /.well-known/matrix/client (empty: derived from the request)" reload:"yes"`
+	MaxBodyBytes int64  `yaml:"max_body_bytes" flag:"max-body-bytes" help:"largest request body accepted on JSON endpoints, in bytes" reload:"yes"`
+}
+
+// Federation configures the server-server API listener.
+type Federation struct {
+	Addr string `yaml:"addr" flag:"federation-addr" help:"host:port of the federation API (always HTTPS)" reload:"no"`
+	// TLSCert and TLSKey name the certificate served on Addr. Empty: Fyr uses
+	// federation.crt/.key in the data directory, creating them on first start: signed by
+	// TLSCACert/TLSCAKey when those are set, else self-signed.
+	TLSCert   string `yaml:"tls_cert" flag:"federation-tls-cert" help:"PEM certificate file for the federation listener (empty: generated in the data directory)" reload:"yes"`
+	TLSKey    string `yaml:"tls_key" flag:"federation-tls-key" help:"PEM private key file for tls_cert" reload:"yes"`
+	TLSCACert string `yaml:"tls_ca_cert" flag:"federation-tls-ca-cert" help:"PEM CA certificate: when set with tls_ca_key, the generated certificate is minted by this CA at every start" reload:"no"`
+	TLSCAKey  string `yaml:"tls_ca_key" flag:"federation-tls-ca-key" help:"PEM private key of tls_ca_cert" reload:"no"`
+	WellKnown string `yaml:"well_known_server" flag:"well-known-server" help:"host:port served as m.server in /.well-known/matrix/server (empty: not served)" reload:"yes"`
+}
+
+// Database configures the SQLite storage.
+type Database struct {
+	Path      string `yaml:"path" flag:"database" help:"SQLite database file (empty: fyr.db in the data directory)" reload:"no"`
+	ReadConns int    `yaml:"read_conns" flag:"database-read-conns" help:"connections in the read pool" reload:"no"`
+}
+
+// Register configures account registration.
+type Register struct {
+	Open         bool   `yaml:"open" flag:"open-registration" help:"let anyone register without a token (only m.login.dummy); off by default" reload:"yes"`
+	SharedSecret string `yaml:"shared_secret" flag:"registration-shared-secret" help:"secret for Synapse-style admin registration at /_synapse/admin/v1/register (empty: disabled)" reload:"yes" secret:"yes"`
+}
+
+// RateLimits bounds how often one client address may try a costly action. A rate of 0 turns
+// the limit off.
+type RateLimits struct {
+	LoginPerSecond float64 `yaml:"login_per_second" flag:"rate-login-per-second" help:"sustained login and registration attempts per second per client address (0: unlimited)" reload:"yes"`
+	LoginBurst     int     `yaml:"login_burst" flag:"rate-login-burst" help:"attempts allowed at once before login_per_second applies" reload:"yes"`
+}
+
+// Default returns the built-in configuration: a server named localhost on loopback.
+func Default() *Config {
+	return &Config{
+		ServerName: DefaultServerName,
+		DataDir:    DefaultDataDir,
+		Log:        Log{Level: DefaultLogLevel, Format: DefaultLogFormat},
+		Client:     Client{Addr: DefaultClientAddr, MaxBodyBytes: DefaultMaxBodyBytes},
+		Federation: Federation{Addr: DefaultFederationAddr},
+		Database:   Database{ReadConns: DefaultReadConns},
+		RateLimits: RateLimits{LoginPerSecond: DefaultLoginPerSecond, LoginBurst: DefaultLoginBurst},
+	}
+}

@@ -1,0 +1,232 @@
+package config
+
+import (
+	"fmt"
+	"log/slog"
+	"math"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"maunium.net/go/mautrix/id"
+)
+
+// ValidationError is a setting whose value Fyr cannot run with. It names the setting in all
+// three spellings so the operator finds it wherever it was set.
+type ValidationError struct {
+	Key     string // dotted YAML key, e.g. "client.addr"
+	Flag    string // flag without dashes, e.g. "client-addr"
+	Env     string // environment variable, e.g. "FYR_CLIENT_ADDR"
+	Value   string // the value as Error prints it: quoted if a string, "(hidden)" if secret
+	Problem string // what is wrong
+	Hint    string // what to do instead; may be empty
+}
+
+// Error reads like
+// `config: client.addr (--client-addr, FYR_CLIENT_ADDR) = "foo": not a host:port; use e.g. 127.0.0.1:8008`.
+func (e *ValidationError) Error() string {
+	msg := fmt.Sprintf("config: %s (--%s, %s) = %s: %s", e.Key, e.Flag, e.Env, e.Value, e.Problem)
+	if e.Hint != "" {
+		msg += "; " + e.Hint
+	}
+	return msg
+}
+
+// rule checks one setting. It returns the problem and a hint, or "" if the value is fine.
+type rule struct {
+	key   string
+	check func(c *Config) (problem, hint string)
+}
+
+// rules run in this order, which follows Config's fields; Validate reports the first failure.
+var rules = []rule{
+	{"server_name", func(c *Config) (string, string) {
+		return serverName(c.ServerName, "localhost, example.org or matrix.example.org:8448")
+	}},
+	{"data_dir", func(c *Config) (string, string) {
+		if c.DataDir == "" {
+			return "empty", `use "." for the current directory`
+		}
+		return "", ""
+	}},
+	{"log.level", func(c *Config) (string, string) {
+		return oneOf(c.Log.Level, DefaultLogLevel, "debug", "info", "warn", "error")
+	}},
+	{"log.format", func(c *Config) (string, string) {
+		return oneOf(c.Log.Format, DefaultLogFormat, "text", "json")
+	}},
+	{"client.addr", func(c *Config) (string, string) {
+		return hostPort(c.Client.Addr, DefaultClientAddr)
+	}},
+	{"client.tls_cert", func(c *Config) (string, string) {
+		return pair(c.Client.TLSCert, c.Client.TLSKey, "client.tls_key", "to serve the client API over HTTPS, or neither for plain HTTP")
+	}},
+	{"client.tls_key", func(c *Config) (string, string) {
+		return pair(c.Client.TLSKey, c.Client.TLSCert, "client.tls_cert", "to serve the client API over HTTPS, or neither for plain HTTP")
+	}},
+	{"client.public_url", func(c *Config) (string, string) {
+		return publicURL(c.Client.PublicURL)
+	}},
+	{"client.max_body_bytes", func(c *Config) (string, string) {
+		if c.Client.MaxBodyBytes < 1024 {
+			return "below 1024 bytes, too small for ordinary requests", fmt.Sprintf("use e.g. %d", DefaultMaxBodyBytes)
+		}
+		return "", ""
+	}},
+	{"federation.addr", func(c *Config) (string, string) {
+		return hostPort(c.Federation.Addr, DefaultFederationAddr)
+	}},
+	{"federation.tls_cert", func(c *Config) (string, string) {
+		return pair(c.Federation.TLSCert, c.Federation.TLSKey, "federation.tls_key", "to use your own certificate, or neither to have one generated")
+	}},
+	{"federation.tls_key", func(c *Config) (string, string) {
+		return pair(c.Federation.TLSKey, c.Federation.TLSCert, "federation.tls_cert", "to use your own certificate, or neither to have one generated")
+	}},
+	{"federation.tls_ca_cert", func(c *Config) (string, string) {
+		return pair(c.Federation.TLSCACert, c.Federation.TLSCAKey, "federation.tls_ca_key", "to have the certificate minted by your CA, or neither")
+	}},
+	{"federation.tls_ca_key", func(c *Config) (string, string) {
+		return pair(c.Federation.TLSCAKey, c.Federation.TLSCACert, "federation.tls_ca_cert", "to have the certificate minted by your CA, or neither")
+	}},
+	{"federation.well_known_server", func(c *Config) (string, string) {
+		if c.Federation.WellKnown == "" {
+			return "", ""
+		}
+		return serverName(c.Federation.WellKnown, "matrix.example.org:443, or empty to serve nothing")
+	}},
+	{"database.read_conns", func(c *Config) (string, string) {
+		if n := c.Database.ReadConns; n < 1 || n > 64 {
+			return "outside 1–64", fmt.Sprintf("use e.g. %d", DefaultReadConns)
+		}
+		return "", ""
+	}},
+	{"registration.shared_secret", func(c *Config) (string, string) {
+		s := c.Register.SharedSecret
+		switch {
+		case s == "":
+			return "", ""
+		case strings.TrimSpace(s) == "":
+			return "only whitespace", "set a real secret, or leave it empty to disable admin registration"
+		case strings.TrimSpace(s) != s:
+			return "starts or ends with whitespace, which tools that send it are likely to strip", "remove the surrounding whitespace"
+		}
+		return "", ""
+	}},
+	{"rate_limits.login_per_second", func(c *Config) (string, string) {
+		if r := c.RateLimits.LoginPerSecond; !(r >= 0) || math.IsInf(r, 0) {
+			return "negative or not a number", "use 0 for no limit, or e.g. " + strconv.FormatFloat(DefaultLoginPerSecond, 'g', -1, 64)
+		}
+		return "", ""
+	}},
+	{"rate_limits.login_burst", func(c *Config) (string, string) {
+		switch b := c.RateLimits.LoginBurst; {
+		case b < 0:
+			return "negative", fmt.Sprintf("use e.g. %d", DefaultLoginBurst)
+		case b < 1 && c.RateLimits.LoginPerSecond > 0:
+			return "below 1 while rate_limits.login_per_second is set, so no attempt could ever pass", fmt.Sprintf("use e.g. %d", DefaultLoginBurst)
+		}
+		return "", ""
+	}},
+}
+
+// Validate checks every setting and returns the first problem, in the order of Config's
+// fields, as a *ValidationError; nil if the configuration is usable. It reads no files.
+func (c *Config) Validate() error {
+	for _, r := range rules {
+		problem, hint := r.check(c)
+		if problem == "" {
+			continue
+		}
+		s := lookup(r.key)
+		if s == nil {
+			panic("config: validation rule for unknown key " + r.key)
+		}
+		return &ValidationError{
+			Key:     s.Key,
+			Flag:    s.Flag,
+			Env:     s.Env,
+			Value:   s.shown(c),
+			Problem: problem,
+			Hint:    hint,
+		}
+	}
+	return nil
+}
+
+// SlogLevel is Log.Level as a slog.Level; anything Validate rejects reads as info.
+func (c *Config) SlogLevel() slog.Level {
+	switch c.Log.Level {
+	case "debug":
+		return slog.LevelDebug
+	case "warn":
+		return slog.LevelWarn
+	case "error":
+		return slog.LevelError
+	}
+	return slog.LevelInfo
+}
+
+// serverName checks the Matrix server name grammar: a DNS name or IP literal, then an
+// optional port. See https://spec.matrix.org/v1.19/appendices/#server-name
+func serverName(name, example string) (string, string) {
+	if !id.ValidateServerName(name) {
+		return "not a Matrix server name", "use e.g. " + example
+	}
+	if p := id.ParseServerName(name); p != nil && p.Port > 65535 {
+		return "port out of range 1–65535", "use e.g. " + example
+	}
+	return "", ""
+}
+
+// hostPort checks a listen address. Port 0 (any free port) is allowed for tests.
+func hostPort(addr, example string) (string, string) {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "not a host:port", "use e.g. " + example
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 0 || n > 65535 {
+		return "port is not a number in 0–65535", "use e.g. " + example
+	}
+	return "", ""
+}
+
+// oneOf checks v against a fixed list of words.
+func oneOf(v, example string, allowed ...string) (string, string) {
+	for _, a := range allowed {
+		if v == a {
+			return "", ""
+		}
+	}
+	return "not one of " + strings.Join(allowed, ", "), "use e.g. " + example
+}
+
+// pair checks that v, one of two settings that only work together, is set exactly when its
+// partner is.
+func pair(v, other, otherKey, purpose string) (string, string) {
+	if v == "" && other != "" {
+		return "empty while " + otherKey + " is set", "set both " + purpose
+	}
+	return "", ""
+}
+
+// publicURL checks the base URL served in .well-known: absolute http(s), no query or fragment.
+func publicURL(s string) (string, string) {
+	if s == "" {
+		return "", ""
+	}
+	const hint = "use e.g. https://matrix.example.org, or empty to derive it from each request"
+	u, err := url.Parse(s)
+	switch {
+	case err != nil || u.Host == "":
+		return "not an absolute URL", hint
+	case u.Scheme != "http" && u.Scheme != "https":
+		return "not an http or https URL", hint
+	case u.RawQuery != "" || u.ForceQuery || u.Fragment != "":
+		return "has a query or fragment, which clients would not keep", hint
+	case u.User != nil:
+		return "carries a user name or password", hint
+	}
+	return "", ""
+}

@@ -1,0 +1,119 @@
+package accounts
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+
+	"maunium.net/go/mautrix/id"
+
+	"fyr/storage"
+)
+
+// Profile limits. The spec caps a whole profile at 64 KiB and a key at 255 bytes; the display
+// name and avatar limits are Synapse's, which clients already live with.
+const (
+	MaxProfileBytes     = 64 * 1024
+	MaxProfileKeyBytes  = 255
+	MaxDisplayNameBytes = 256
+	MaxAvatarURLBytes   = 1000
+)
+
+// Profile errors, mapped to the spec's codes by httpapi.
+var (
+	ErrProfileTooLarge = errors.New("accounts: profile would exceed 64 KiB")
+	ErrKeyTooLarge     = errors.New("accounts: profile key longer than 255 bytes")
+)
+
+// profileKey is the spec's keyName grammar: the two legacy keys, m.tz, or a namespaced key.
+var profileKey = regexp.MustCompile(`^(avatar_url|displayname|m\.tz|[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+)$`)
+
+// ValidProfileKey reports whether key may name a profile field.
+func ValidProfileKey(key string) error {
+	if len(key) > MaxProfileKeyBytes {
+		return ErrKeyTooLarge
+	}
+	if !profileKey.MatchString(key) {
+		return fmt.Errorf("%w: %q is not a profile key (displayname, avatar_url, m.tz or a namespaced key like org.example.field)", ErrInvalidParam, key)
+	}
+	return nil
+}
+
+// Profile returns a local user's profile fields as raw JSON, or ErrNotFound.
+func (s *Service) Profile(ctx context.Context, userID id.UserID) (map[string]json.RawMessage, error) {
+	localpart, server, err := userID.Parse()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidParam, err)
+	}
+	if server != s.serverName {
+		return nil, ErrNotFound // remote profiles arrive with federation
+	}
+	fields, err := s.db.Profile(ctx, localpart)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]json.RawMessage, len(fields))
+	for k, v := range fields {
+		out[k] = v
+	}
+	return out, nil
+}
+
+// SetProfileField validates and stores one field of the caller's own profile.
+func (s *Service) SetProfileField(ctx context.Context, localpart, key string, value json.RawMessage) error {
+	if err := ValidProfileKey(key); err != nil {
+		return err
+	}
+	switch key {
+	case "displayname", "avatar_url", "m.tz":
+		var str string
+		if err := json.Unmarshal(value, &str); err != nil {
+			return fmt.Errorf("%w: %s must be a string", ErrInvalidParam, key)
+		}
+		limit := MaxDisplayNameBytes
+		if key == "avatar_url" {
+			limit = MaxAvatarURLBytes
+			if str != "" {
+				if _, err := id.ParseContentURI(str); err != nil {
+					return fmt.Errorf("%w: avatar_url must be an mxc:// URI", ErrInvalidParam)
+				}
+			}
+		}
+		if len(str) > limit {
+			return fmt.Errorf("%w: %s is longer than %d bytes", ErrInvalidParam, key, limit)
+		}
+	}
+	return s.db.Write(ctx, func(tx *storage.Tx) error {
+		if err := tx.SetProfileField(localpart, key, value); err != nil {
+			return err
+		}
+		// Checked inside the transaction, so two racing writes cannot both squeeze past it.
+		size, err := tx.ProfileSize(localpart)
+		if err != nil {
+			return err
+		}
+		if size > MaxProfileBytes {
+			return ErrProfileTooLarge
+		}
+		return nil
+	})
+}
+
+// SetDisplayName sets a local user's display name.
+func (s *Service) SetDisplayName(ctx context.Context, localpart, name string) error {
+	v, _ := json.Marshal(name)
+	return s.SetProfileField(ctx, localpart, "displayname", v)
+}
+
+// DeleteProfileField removes one field of the caller's own profile.
+func (s *Service) DeleteProfileField(ctx context.Context, localpart, key string) error {
+	if err := ValidProfileKey(key); err != nil {
+		return err
+	}
+	return s.db.Write(ctx, func(tx *storage.Tx) error { return tx.DeleteProfileField(localpart, key) })
+}

@@ -1,0 +1,99 @@
+// Package httpapi is the client-server API over HTTP: the route table, authentication,
+// JSON decoding and the spec's error responses, CORS, rate limits and request logging.
+//
+// It is not for business rules: each handler decodes and validates its request, calls an
+// engine package (accounts, and later rooms, sync, keys, media …), and encodes the answer.
+// Handlers return errors instead of writing them; see Error.
+package httpapi
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"sync/atomic"
+
+	"fyr/server/accounts"
+	"fyr/server/config"
+)
+
+// API serves the client-server API. Create it with New and serve Handler().
+type API struct {
+	accounts *accounts.Service
+	cfg      atomic.Pointer[config.Config]
+	log      *slog.Logger
+	mux      *http.ServeMux
+	limits   *limiter
+}
+
+// New returns the API for one server. cfg is read on every request, so Reload takes effect
+// at once for the settings marked reloadable.
+func New(acc *accounts.Service, cfg *config.Config, log *slog.Logger) *API {
+	a := &API{accounts: acc, log: log, mux: http.NewServeMux(), limits: newLimiter()}
+	a.cfg.Store(cfg)
+	a.routes()
+	return a
+}
+
+// Reload swaps in a new configuration.
+func (a *API) Reload(cfg *config.Config) { a.cfg.Store(cfg) }
+
+// Handler is the whole client API with its middleware.
+func (a *API) Handler() http.Handler {
+	return a.middleware(http.HandlerFunc(a.dispatch))
+}
+
+// Run prunes idle rate-limit state until ctx ends.
+func (a *API) Run(ctx context.Context) { a.limits.run(ctx) }
+
+// handlerFunc is a handler that returns its error; serve writes it.
+type handlerFunc func(w http.ResponseWriter, r *http.Request) error
+
+// handle registers a handler for a route pattern.
+func (a *API) handle(pattern string, h handlerFunc) {
+	a.mux.Handle(pattern, a.serve(h))
+}
+
+// serve adapts a handlerFunc: an error is written as the spec's error and recorded for the
+// request log.
+func (a *API) serve(h handlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := h(w, r); err != nil {
+			e := writeError(w, err)
+			if info := requestInfoFrom(r.Context()); info != nil {
+				info.err = e
+			}
+		}
+	})
+}
+
+// dispatch routes through the mux, answering unknown paths with 404 and known paths with the
+// wrong method with 405, both M_UNRECOGNIZED as the spec asks.
+func (a *API) dispatch(w http.ResponseWriter, r *http.Request) {
+	h, pattern := a.mux.Handler(r)
+	if pattern != "" {
+		a.mux.ServeHTTP(w, r) // not h: only ServeHTTP fills in r.PathValue
+		return
+	}
+	// The mux's own 404/405 handler: learn which it is without letting it write.
+	probe := &statusProbe{header: http.Header{}}
+	h.ServeHTTP(probe, r)
+	if probe.status == http.StatusMethodNotAllowed {
+		w.Header().Set("Allow", probe.header.Get("Allow"))
+		a.serve(func(http.ResponseWriter, *http.Request) error {
+			return errUnrecognized(405, "method "+r.Method+" is not allowed on "+r.URL.Path)
+		}).ServeHTTP(w, r)
+		return
+	}
+	a.serve(func(http.ResponseWriter, *http.Request) error {
+		return errUnrecognized(404, "unrecognized request: "+r.Method+" "+r.URL.Path)
+	}).ServeHTTP(w, r)
+}
+
+type statusProbe struct {
+	header http.Header
+	status int
+}
+
+func (p *statusProbe) Header() http.Header         { return p.header }
+func (p *statusProbe) Write(b []byte) (int, error) { return len(b), nil }
+func (p *statusProbe) WriteHeader(status int)      { p.status = status }

@@ -1,0 +1,249 @@
+// Package server wires the parts of one running homeserver together: storage, the engines,
+// the client and federation listeners. `fyr serve` and the integration tests
+// (server/servertest) both start a homeserver through it, so tests run what operators run.
+//
+// It is not for configuration parsing or signals: cmd/fyr owns those and hands over a
+// validated *config.Config.
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"fyr/federation/keys"
+	"fyr/federation/transport"
+	"fyr/server/accounts"
+	"fyr/server/config"
+	"fyr/server/httpapi"
+	"fyr/storage"
+	"fyr/storage/atomicfile"
+)
+
+// Files Fyr creates in the data directory on first start.
+const (
+	SigningKeyFile = "signing.key"
+	FedCertFile    = "federation.crt"
+	FedKeyFile     = "federation.key"
+	TURNSecretFile = "turn.secret"
+)
+
+// ShutdownTimeout bounds how long in-flight requests may take to finish on shutdown.
+const ShutdownTimeout = 20 * time.Second
+
+// Server is one homeserver. Create it with New, then Run it; Run closes everything it opened.
+type Server struct {
+	cfg        *config.Config
+	log        *slog.Logger
+	DB         *storage.DB
+	Accounts   *accounts.Service
+	api        *httpapi.API
+	SigningKey *keys.SigningKey
+	fedCerts   *transport.CertStore
+	clientCert *transport.CertStore // nil: plain HTTP
+
+	clientLn, fedLn net.Listener
+	// AdminToken is the one-time registration token printed at start while the server has
+	// no admin; empty once an admin exists.
+	AdminToken string
+
+	mu sync.Mutex // guards cfg on Reload
+}
+
+// New prepares a server: it creates the data directory and its secrets on first start,
+// opens and migrates the database and binds both listeners, so that on return the
+// addresses are known and clients can connect as soon as Run starts.
+func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (s *Server, err error) {
+	s = &Server{cfg: cfg, log: log}
+	defer func() {
+		if err != nil {
+			s.closeAll()
+		}
+	}()
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data directory: %w", err)
+	}
+	if err := s.loadSecrets(); err != nil {
+		return nil, err
+	}
+	s.DB, err = storage.Open(ctx, cfg.DatabasePath(), storage.Options{ReadConns: cfg.Database.ReadConns})
+	if err != nil {
+		return nil, err
+	}
+	if err := s.DB.BindServerName(ctx, cfg.ServerName); err != nil {
+		return nil, err
+	}
+	s.Accounts = accounts.New(s.DB, cfg.ServerName)
+	if s.AdminToken, err = s.Accounts.AdminBootstrapToken(ctx); err != nil {
+		return nil, fmt.Errorf("admin bootstrap token: %w", err)
+	}
+	s.api = httpapi.New(s.Accounts, cfg, log)
+	if s.clientLn, err = net.Listen("tcp", cfg.Client.Addr); err != nil {
+		return nil, fmt.Errorf("client listener (client.addr): %w", err)
+	}
+	if s.fedLn, err = net.Listen("tcp", cfg.Federation.Addr); err != nil {
+		return nil, fmt.Errorf("federation listener (federation.addr): %w", err)
+	}
+	return s, nil
+}
+
+// loadSecrets creates or loads the signing key, TLS material and TURN secret.
+func (s *Server) loadSecrets() error {
+	cfg := s.cfg
+	var created bool
+	var err error
+	if s.SigningKey, created, err = keys.LoadOrCreate(filepath.Join(cfg.DataDir, SigningKeyFile)); err != nil {
+		return err
+	}
+	if created {
+		s.log.Info("created signing key", "key_id", s.SigningKey.ID)
+	}
+	certPath, keyPath := cfg.Federation.TLSCert, cfg.Federation.TLSKey
+	if certPath == "" {
+		certPath, keyPath = filepath.Join(cfg.DataDir, FedCertFile), filepath.Join(cfg.DataDir, FedKeyFile)
+		if created, err = transport.EnsureCertificate(certPath, keyPath, cfg.ServerName, cfg.Federation.TLSCACert, cfg.Federation.TLSCAKey); err != nil {
+			return fmt.Errorf("federation TLS certificate: %w", err)
+		}
+		if created {
+			s.log.Info("created federation TLS certificate", "file", certPath, "ca_signed", cfg.Federation.TLSCACert != "")
+		}
+	}
+	if s.fedCerts, err = transport.NewCertStore(certPath, keyPath); err != nil {
+		return err
+	}
+	if cfg.Client.TLSCert != "" {
+		if s.clientCert, err = transport.NewCertStore(cfg.Client.TLSCert, cfg.Client.TLSKey); err != nil {
+			return fmt.Errorf("client TLS: %w", err)
+		}
+	}
+	// The TURN server that uses it arrives with calls; the secret exists from the first start
+	// so credentials handed out later stay stable across upgrades.
+	_, err = loadOrCreateSecret(filepath.Join(cfg.DataDir, TURNSecretFile))
+	return err
+}
+
+// loadOrCreateSecret reads a secret file, creating it with 256 random bits if missing.
+func loadOrCreateSecret(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err == nil {
+		if len(b) == 0 {
+			return "", fmt.Errorf("secret file %s is empty; delete it to generate a new one", path)
+		}
+		return string(b), nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return "", err
+	}
+	secret := accounts.NewSecret()
+	return secret, atomicfile.WriteFile(path, []byte(secret), 0o600)
+}
+
+// ClientURL is the base URL of the client API, e.g. http://127.0.0.1:8008.
+func (s *Server) ClientURL() string {
+	scheme := "http"
+	if s.clientCert != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + s.clientLn.Addr().String()
+}
+
+// FederationAddr is the address the federation listener is bound to.
+func (s *Server) FederationAddr() net.Addr { return s.fedLn.Addr() }
+
+// Reload applies a new configuration: the settings marked reloadable take effect at once;
+// the others are logged as needing a restart and keep their running values.
+func (s *Server) Reload(next *config.Config) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	live, restart := config.Diff(s.cfg, next)
+	for _, k := range restart {
+		s.log.Warn("setting changed; it takes effect after a restart", "setting", k)
+	}
+	next = config.Apply(s.cfg, next)
+	s.api.Reload(next)
+	if err := s.fedCerts.Reload(); err != nil {
+		s.log.Error("federation TLS certificate not reloaded; keeping the old one", "err", err)
+	}
+	if s.clientCert != nil {
+		if err := s.clientCert.Reload(); err != nil {
+			s.log.Error("client TLS certificate not reloaded; keeping the old one", "err", err)
+		}
+	}
+	s.cfg = next
+	s.log.Info("configuration reloaded", "changed", live)
+}
+
+// Run serves until ctx ends, then shuts down in reverse order of start: listeners first
+// (in-flight requests finish, up to ShutdownTimeout), storage last (queued writes flush).
+func (s *Server) Run(ctx context.Context) error {
+	errLog := slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)
+	client := &http.Server{Handler: s.api.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, ErrorLog: errLog}
+	fed := &http.Server{Handler: federationHandler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+		TLSConfig: s.fedCerts.TLSConfig(), ErrorLog: errLog}
+
+	var wg sync.WaitGroup
+	errc := make(chan error, 2)
+	serve := func(name string, f func() error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- fmt.Errorf("%s listener: %w", name, err)
+			}
+		}()
+	}
+	if s.clientCert != nil {
+		client.TLSConfig = s.clientCert.TLSConfig()
+		serve("client", func() error { return client.Serve(tls.NewListener(s.clientLn, client.TLSConfig)) })
+	} else {
+		serve("client", func() error { return client.Serve(s.clientLn) })
+	}
+	serve("federation", func() error { return fed.Serve(tls.NewListener(s.fedLn, fed.TLSConfig)) })
+	bg, stopBG := context.WithCancel(context.Background())
+	wg.Add(1)
+	go func() { defer wg.Done(); s.api.Run(bg) }()
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-errc:
+	}
+	s.log.Info("shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
+	defer cancel()
+	err := errors.Join(client.Shutdown(shutdownCtx), fed.Shutdown(shutdownCtx))
+	stopBG()
+	wg.Wait()
+	return errors.Join(runErr, err, s.DB.Close())
+}
+
+// closeAll releases what New opened when New fails part way.
+func (s *Server) closeAll() {
+	if s.clientLn != nil {
+		s.clientLn.Close()
+	}
+	if s.fedLn != nil {
+		s.fedLn.Close()
+	}
+	if s.DB != nil {
+		s.DB.Close()
+	}
+}
+
+// federationHandler serves the federation listener. The server-server API arrives with the
+// federation issues; until then every path is an honest M_UNRECOGNIZED.
+func federationHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusNotFound)
+		fmt.Fprintf(w, `{"errcode":"M_UNRECOGNIZED","error":"unrecognized request"}`)
+	})
+}

@@ -1,0 +1,54 @@
+# Fyr: make run · make test · make bench · make release · make complement
+#
+# The Go toolchain is pinned; machines with an older Go fetch it through the module proxy.
+export GOTOOLCHAIN := go1.27.3
+export CGO_ENABLED := 0
+
+GO      ?= go
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X main.version=$(VERSION)
+DIST    := dist
+SHARED  ?= ../shared
+# Arguments for `fyr serve` under `make run`, e.g. make run ARGS=--open-registration
+ARGS    ?=
+
+.PHONY: all build run test bench release complement clean
+
+all: build
+
+build:
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(DIST)/fyr ./cmd/fyr
+
+# Build, then start with embedded defaults on loopback; state goes to ./fyr-data.
+run: build
+	./$(DIST)/fyr serve $(ARGS)
+
+# gofmt check, go vet, every test.
+test:
+	@out=$$("$$($(GO) env GOROOT)/bin/gofmt" -l $$(find . -name '*.go' -not -path './$(DIST)/*')); \
+	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) test -count=1 ./...
+
+# Benchmarks, e.g. group commit against one transaction per write.
+bench:
+	$(GO) test -run '^$$' -bench . -benchtime 2000x ./...
+
+# Static binaries for the boards Fyr runs on.
+release:
+	GOOS=linux GOARCH=amd64 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(DIST)/fyr-linux-amd64 ./cmd/fyr
+	GOOS=linux GOARCH=arm64 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(DIST)/fyr-linux-arm64 ./cmd/fyr
+	GOOS=linux GOARCH=arm GOARM=7 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(DIST)/fyr-linux-armv7 ./cmd/fyr
+	@cd $(DIST) && sha256sum fyr-linux-amd64 fyr-linux-arm64 fyr-linux-armv7 > SHA256SUMS && cat SHA256SUMS
+
+# Conformance: run Complement against Fyr through $(SHARED)/complement-runner (needs root).
+#   make complement COMPLEMENT=<complement mirror or checkout> [RUN='^TestLogin$$']
+complement: build
+	@test -n "$(COMPLEMENT)" || { echo "set COMPLEMENT to a Complement checkout or git mirror (fetch github:matrix-org/complement)"; exit 2; }
+	rm -rf $(DIST)/complement && mkdir -p $(DIST)/complement
+	cp $(DIST)/fyr images/complement/start.sh $(DIST)/complement/
+	$(SHARED)/complement-runner/run.sh -c $(COMPLEMENT) -d $(DIST)/complement -s 'sh ./start.sh' \
+		-o $(CURDIR)/$(DIST)/complement-results -j 2 -T 40m $(if $(RUN),-r '$(RUN)')
+
+clean:
+	rm -rf $(DIST)

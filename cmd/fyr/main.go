@@ -1,0 +1,70 @@
+// Command fyr is the Fyr Matrix homeserver: one binary with its subcommands.
+//
+//	fyr serve [flags]           run the homeserver
+//	fyr user add [flags] NAME   create an account (works while the server runs)
+//	fyr version                 print the version
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+)
+
+// version is stamped by `make release` with -ldflags "-X main.version=…".
+var version = "dev"
+
+const usage = `Fyr is a Matrix homeserver for the edge of the network.
+
+Usage:
+  fyr serve [flags]            run the homeserver (fyr serve -h lists every setting)
+  fyr user add [flags] NAME    create an account; --admin makes it a server admin
+  fyr version                  print the version
+
+Examples:
+  fyr serve --data-dir /var/lib/fyr --server-name example.org
+  fyr user add --admin alice
+`
+
+func main() {
+	if err := run(context.Background(), os.Args[1:]); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "fyr:", err)
+		}
+		os.Exit(exitCode(err))
+	}
+}
+
+// errUsage marks a command line the user must fix.
+var errUsage = errors.New("usage")
+
+func exitCode(err error) int {
+	if errors.Is(err, errUsage) || errors.Is(err, flag.ErrHelp) {
+		return 2
+	}
+	return 1
+}
+
+func run(ctx context.Context, args []string) error {
+	if len(args) == 0 {
+		fmt.Fprint(os.Stderr, usage)
+		return fmt.Errorf("%w: no command given; try: fyr serve", errUsage)
+	}
+	switch cmd, rest := args[0], args[1:]; cmd {
+	case "serve":
+		return runServe(ctx, rest)
+	case "user":
+		return runUser(ctx, rest)
+	case "version", "--version", "-version":
+		fmt.Println("fyr", version)
+		return nil
+	case "help", "-h", "--help":
+		fmt.Print(usage)
+		return nil
+	default:
+		fmt.Fprint(os.Stderr, usage)
+		return fmt.Errorf("%w: unknown command %q; try: fyr serve", errUsage, cmd)
+	}
+}

@@ -1,0 +1,18 @@
+#!/bin/sh
+# Start command for Fyr under Complement, the Matrix conformance suite. It runs in the folder
+# that holds the fyr binary (/hs inside the test container); see
+# ../shared/complement-runner/README.md for the contract. Complement hands over a fresh CA at
+# every container start, so the federation certificate is minted from it each time; state
+# lives in ./data so blueprints (stopped and committed containers) keep it.
+set -e
+exec ./fyr serve \
+	--data-dir ./data \
+	--server-name "$SERVER_NAME" \
+	--client-addr 0.0.0.0:8008 \
+	--federation-addr 0.0.0.0:8448 \
+	--federation-tls-ca-cert /complement/ca/ca.crt \
+	--federation-tls-ca-key /complement/ca/ca.key \
+	--open-registration \
+	--registration-shared-secret complement \
+	--rate-login-per-second 0 \
+	--log-level "${FYR_LOG_LEVEL:-info}"

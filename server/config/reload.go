@@ -28,6 +28,19 @@ func Diff(old, new *Config) (live, restart []string) {
 	return live, restart
 }
 
+// Apply returns what a running server should use after a reload to next: next's value for
+// every live setting, and running's for every setting that needs a restart, so the running
+// configuration always describes what is in force.
+func Apply(running, next *Config) *Config {
+	out := *running
+	for _, s := range table() {
+		if s.Reload {
+			s.field(&out).Set(s.field(next))
+		}
+	}
+	return &out
+}
+
 // watchDebounce is how long Watch waits after the last change before calling onChange: an
 // editor's save is several events.
 const watchDebounce = 200 * time.Millisecond

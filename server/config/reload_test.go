@@ -141,3 +141,21 @@ func TestWatchMissingDirectory(t *testing.T) {
 		t.Errorf("Watch(%q) = nil, want an error", path)
 	}
 }
+
+func TestApplyKeepsRestartSettings(t *testing.T) {
+	running := config.Default()
+	next := config.Default()
+	next.ServerName = "other.example"
+	next.Register.Open = true
+	next.Log.Level = "debug"
+	got := config.Apply(running, next)
+	if got.ServerName != running.ServerName {
+		t.Errorf("Apply changed server_name to %q; it needs a restart", got.ServerName)
+	}
+	if !got.Register.Open || got.Log.Level != "debug" {
+		t.Errorf("Apply dropped live settings: open=%v level=%q", got.Register.Open, got.Log.Level)
+	}
+	if running.Register.Open {
+		t.Error("Apply modified its running argument")
+	}
+}

@@ -106,9 +106,8 @@ func (s *Server) loadSecrets() error {
 	if created {
 		s.log.Info("created signing key", "key_id", s.SigningKey.ID)
 	}
-	certPath, keyPath := cfg.Federation.TLSCert, cfg.Federation.TLSKey
-	if certPath == "" {
-		certPath, keyPath = filepath.Join(cfg.DataDir, FedCertFile), filepath.Join(cfg.DataDir, FedKeyFile)
+	certPath, keyPath := fedCertFiles(cfg)
+	if cfg.Federation.TLSCert == "" {
 		if created, err = transport.EnsureCertificate(certPath, keyPath, cfg.ServerName, cfg.Federation.TLSCACert, cfg.Federation.TLSCAKey); err != nil {
 			return fmt.Errorf("federation TLS certificate: %w", err)
 		}
@@ -128,6 +127,15 @@ func (s *Server) loadSecrets() error {
 	// so credentials handed out later stay stable across upgrades.
 	_, err = loadOrCreateSecret(filepath.Join(cfg.DataDir, TURNSecretFile))
 	return err
+}
+
+// fedCertFiles are the federation certificate and key: configured, or generated ones in the
+// data directory.
+func fedCertFiles(cfg *config.Config) (cert, key string) {
+	if cfg.Federation.TLSCert != "" {
+		return cfg.Federation.TLSCert, cfg.Federation.TLSKey
+	}
+	return filepath.Join(cfg.DataDir, FedCertFile), filepath.Join(cfg.DataDir, FedKeyFile)
 }
 
 // loadOrCreateSecret reads a secret file, creating it with 256 random bits if missing.
@@ -169,13 +177,16 @@ func (s *Server) Reload(next *config.Config) {
 	}
 	next = config.Apply(s.cfg, next)
 	s.api.Reload(next)
-	if err := s.fedCerts.Reload(); err != nil {
+	if err := s.fedCerts.Reload(fedCertFiles(next)); err != nil {
 		s.log.Error("federation TLS certificate not reloaded; keeping the old one", "err", err)
 	}
-	if s.clientCert != nil {
-		if err := s.clientCert.Reload(); err != nil {
+	switch {
+	case s.clientCert != nil && next.Client.TLSCert != "":
+		if err := s.clientCert.Reload(next.Client.TLSCert, next.Client.TLSKey); err != nil {
 			s.log.Error("client TLS certificate not reloaded; keeping the old one", "err", err)
 		}
+	case (s.clientCert != nil) != (next.Client.TLSCert != ""):
+		s.log.Warn("switching the client API between HTTP and HTTPS takes effect after a restart")
 	}
 	s.cfg = next
 	s.log.Info("configuration reloaded", "changed", live)

@@ -91,7 +91,7 @@ func TestServeReloadAndShutdown(t *testing.T) {
 	dir := t.TempDir()
 	cmd := fyrCmd("serve", "--data-dir", dir, "--client-addr", "127.0.0.1:0", "--federation-addr", "127.0.0.1:0", "--rate-login-per-second", "0")
 	stderr, _ := cmd.StderrPipe()
-	cmd.Stdout = io.Discard
+	stdout, _ := cmd.StdoutPipe()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -123,6 +123,28 @@ func TestServeReloadAndShutdown(t *testing.T) {
 		}
 	}
 	base := waitFor(`client_api=(\S+)`)[1]
+
+	// The sign-in banner on stdout carries the one-time admin token; a client registers with it.
+	var token string
+	sc := bufio.NewScanner(stdout)
+	for token == "" && sc.Scan() {
+		if m := regexp.MustCompile(`^ {6}([A-Za-z0-9_-]{24})$`).FindStringSubmatch(sc.Text()); m != nil {
+			token = m[1]
+		}
+	}
+	go io.Copy(io.Discard, stdout)
+	if token == "" {
+		t.Fatal("fyr serve printed no admin registration token")
+	}
+	reg := `{"username":"root","password":"pw","auth":{"type":"m.login.registration_token","token":"` + token + `"}}`
+	resp, err := http.Post(base+"/_matrix/client/v3/register", "application/json", strings.NewReader(reg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := io.ReadAll(resp.Body); resp.StatusCode != 200 || !strings.Contains(string(b), `"user_id":"@root:localhost"`) {
+		t.Fatalf("register with the printed token = %d %s", resp.StatusCode, b)
+	}
+	resp.Body.Close()
 	flows := func() string {
 		resp, err := http.Post(base+"/_matrix/client/v3/register", "application/json", strings.NewReader("{}"))
 		if err != nil {

@@ -6,30 +6,29 @@ import (
 	"sync/atomic"
 )
 
-// CertStore serves the federation listener's certificate from a PEM certificate and key file
-// pair and swaps in a new one on Reload, without restarting the listener. It is safe for
-// concurrent use.
+// CertStore serves a listener's certificate from a PEM certificate and key file pair and
+// swaps in a new one on Reload, without restarting the listener. It is safe for concurrent use.
 type CertStore struct {
-	certPath, keyPath string
-	cert              atomic.Pointer[tls.Certificate]
+	cert atomic.Pointer[tls.Certificate]
 }
 
 // NewCertStore loads the certificate and key at certPath and keyPath, which must exist and
 // match; see EnsureCertificate.
 func NewCertStore(certPath, keyPath string) (*CertStore, error) {
-	s := &CertStore{certPath: certPath, keyPath: keyPath}
-	if err := s.Reload(); err != nil {
+	s := &CertStore{}
+	if err := s.Reload(certPath, keyPath); err != nil {
 		return nil, err
 	}
 	return s, nil
 }
 
-// Reload re-reads the certificate and key files. If they cannot be loaded it returns the error
-// and keeps serving the previous certificate; connections already open are unaffected either way.
-func (s *CertStore) Reload() error {
-	cert, err := tls.LoadX509KeyPair(s.certPath, s.keyPath)
+// Reload reads the certificate and key files, which may be the same paths as before (renewed
+// in place) or new ones (the configuration changed). If they cannot be loaded it returns the
+// error and keeps serving the previous certificate; open connections are unaffected either way.
+func (s *CertStore) Reload(certPath, keyPath string) error {
+	cert, err := tls.LoadX509KeyPair(certPath, keyPath)
 	if err != nil {
-		return fmt.Errorf("load tls certificate %s and key %s: %w", s.certPath, s.keyPath, err)
+		return fmt.Errorf("load tls certificate %s and key %s: %w", certPath, keyPath, err)
 	}
 	s.cert.Store(&cert)
 	return nil

@@ -83,7 +83,7 @@ func TestCertStoreServesAndReloads(t *testing.T) {
 	if err := os.Rename(nextCert, certPath); err != nil {
 		t.Fatal(err)
 	}
-	if err := store.Reload(); err != nil {
+	if err := store.Reload(certPath, keyPath); err != nil {
 		t.Fatalf("Reload after replacing the files: %v", err)
 	}
 	// The config handed out before the reload serves the new certificate too.
@@ -92,7 +92,7 @@ func TestCertStoreServesAndReloads(t *testing.T) {
 	}
 
 	mustWrite(t, certPath, []byte("-----BEGIN CERTIFICATE-----\nbroken\n"))
-	if err := store.Reload(); err == nil {
+	if err := store.Reload(certPath, keyPath); err == nil {
 		t.Errorf("Reload of a broken certificate succeeded, want error")
 	}
 	if got, _ := handshake(t, store.TLSConfig(), roots, "fyr.test"); !got.Equal(second) {

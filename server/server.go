@@ -219,8 +219,14 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	serve("federation", func() error { return fed.Serve(tls.NewListener(s.fedLn, fed.TLSConfig)) })
 	bg, stopBG := context.WithCancel(context.Background())
-	wg.Add(1)
+	wg.Add(2)
 	go func() { defer wg.Done(); s.api.Run(bg) }()
+	go func() {
+		defer wg.Done()
+		if err := s.Accounts.Run(bg); err != nil {
+			s.log.Error("recording device last-seen times", "err", err)
+		}
+	}()
 
 	var runErr error
 	select {

@@ -41,6 +41,7 @@ type Service struct {
 
 	uia    *uiaStore
 	nonces *nonceStore
+	seen   seenTracker
 }
 
 // New returns a Service for the server called serverName.
@@ -78,8 +79,9 @@ type Session struct {
 	AccessToken string // empty with inhibit_login
 }
 
-// Authenticate resolves an access token to its caller.
-func (s *Service) Authenticate(ctx context.Context, token string) (*Caller, error) {
+// Authenticate resolves an access token to its caller, and notes that the caller's device
+// was used from ip (written within SeenFlushInterval; see Run).
+func (s *Service) Authenticate(ctx context.Context, token, ip string) (*Caller, error) {
 	o, err := s.db.TokenOwner(ctx, HashToken(token))
 	if errors.Is(err, storage.ErrNotFound) {
 		return nil, ErrUnknownToken
@@ -87,6 +89,7 @@ func (s *Service) Authenticate(ctx context.Context, token string) (*Caller, erro
 	if err != nil {
 		return nil, err
 	}
+	s.noteSeen(o.Localpart, o.DeviceID, ip)
 	return &Caller{UserID: s.UserID(o.Localpart), Localpart: o.Localpart, DeviceID: o.DeviceID, Admin: o.Admin}, nil
 }
 

@@ -182,3 +182,24 @@ func TestAdminBootstrapToken(t *testing.T) {
 		t.Errorf("with an admin present: token %q, %v; want none", tok, err)
 	}
 }
+
+func TestLastSeenIsFlushed(t *testing.T) {
+	s := newService(t)
+	sess, err := s.Register(ctx, accounts.NewAccount{Localpart: "alice", Password: "pw", IP: "192.0.2.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Authenticate(ctx, sess.AccessToken, "198.51.100.7"); err != nil {
+		t.Fatal(err)
+	}
+	c := &accounts.Caller{Localpart: "alice"}
+	if d, _ := s.Device(ctx, c, sess.DeviceID); d.LastSeenIP != "192.0.2.1" {
+		t.Errorf("before the flush last_seen_ip = %q, want the registration address", d.LastSeenIP)
+	}
+	if err := s.FlushSeen(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if d, _ := s.Device(ctx, c, sess.DeviceID); d.LastSeenIP != "198.51.100.7" || d.LastSeenTS == 0 {
+		t.Errorf("after the flush device = %+v, want the request's address", d)
+	}
+}

@@ -39,7 +39,7 @@ func (a *API) authed(h handlerFunc) handlerFunc {
 		if !ok {
 			return newErr(http.StatusUnauthorized, "M_MISSING_TOKEN", "missing access token")
 		}
-		c, err := a.accounts.Authenticate(r.Context(), token)
+		c, err := a.accounts.Authenticate(r.Context(), token, clientIP(r))
 		if errors.Is(err, accounts.ErrUnknownToken) {
 			e := newErr(http.StatusUnauthorized, "M_UNKNOWN_TOKEN", "unknown or expired access token")
 			e.Extra = map[string]any{"soft_logout": false}

@@ -24,6 +24,7 @@ import (
 	"fyr/server/accounts"
 	"fyr/server/config"
 	"fyr/server/httpapi"
+	"fyr/server/media"
 	"fyr/storage"
 	"fyr/storage/atomicfile"
 )
@@ -34,6 +35,7 @@ const (
 	FedCertFile    = "federation.crt"
 	FedKeyFile     = "federation.key"
 	TURNSecretFile = "turn.secret"
+	MediaDir       = "media"
 )
 
 // ShutdownTimeout bounds how long in-flight requests may take to finish on shutdown.
@@ -45,6 +47,7 @@ type Server struct {
 	log        *slog.Logger
 	DB         *storage.DB
 	Accounts   *accounts.Service
+	Media      *media.Service
 	api        *httpapi.API
 	SigningKey *keys.SigningKey
 	fedCerts   *transport.CertStore
@@ -85,7 +88,11 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (s *Server, 
 	if s.AdminToken, err = s.Accounts.AdminBootstrapToken(ctx); err != nil {
 		return nil, fmt.Errorf("admin bootstrap token: %w", err)
 	}
-	s.api = httpapi.New(s.Accounts, cfg, log)
+	s.Media, err = media.New(s.DB, filepath.Join(cfg.DataDir, MediaDir), cfg.ServerName, mediaLimits(cfg), log)
+	if err != nil {
+		return nil, err
+	}
+	s.api = httpapi.New(httpapi.Engines{Accounts: s.Accounts, Media: s.Media}, cfg, log)
 	if s.clientLn, err = net.Listen("tcp", cfg.Client.Addr); err != nil {
 		return nil, fmt.Errorf("client listener (client.addr): %w", err)
 	}
@@ -127,6 +134,16 @@ func (s *Server) loadSecrets() error {
 	// so credentials handed out later stay stable across upgrades.
 	_, err = loadOrCreateSecret(filepath.Join(cfg.DataDir, TURNSecretFile))
 	return err
+}
+
+// mediaLimits are the content repository's limits from the configuration.
+func mediaLimits(cfg *config.Config) media.Limits {
+	return media.Limits{
+		MaxUploadBytes:     cfg.Media.MaxUploadBytes,
+		QuotaBytes:         cfg.Media.QuotaBytes,
+		MaxPending:         cfg.Media.MaxPending,
+		MaxThumbnailPixels: cfg.Media.MaxThumbPixels,
+	}
 }
 
 // fedCertFiles are the federation certificate and key: configured, or generated ones in the
@@ -177,6 +194,7 @@ func (s *Server) Reload(next *config.Config) {
 	}
 	next = config.Apply(s.cfg, next)
 	s.api.Reload(next)
+	s.Media.SetLimits(mediaLimits(next))
 	if err := s.fedCerts.Reload(fedCertFiles(next)); err != nil {
 		s.log.Error("federation TLS certificate not reloaded; keeping the old one", "err", err)
 	}
@@ -219,8 +237,9 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	serve("federation", func() error { return fed.Serve(tls.NewListener(s.fedLn, fed.TLSConfig)) })
 	bg, stopBG := context.WithCancel(context.Background())
-	wg.Add(2)
+	wg.Add(3)
 	go func() { defer wg.Done(); s.api.Run(bg) }()
+	go func() { defer wg.Done(); s.Media.Run(bg) }()
 	go func() {
 		defer wg.Done()
 		if err := s.Accounts.Run(bg); err != nil {

@@ -35,6 +35,12 @@ const (
 	DefaultReadConns      = 4
 	DefaultLoginPerSecond = 0.2 // one attempt per five seconds per client address …
 	DefaultLoginBurst     = 5   // … after a burst of five
+	DefaultMaxUploadBytes = 100 << 20
+	DefaultMediaQuota     = 5 << 30
+	DefaultMaxPending     = 10
+	DefaultMaxThumbPixels = 32_000_000
+	DefaultUploadsPerSec  = 1.0
+	DefaultUploadBurst    = 10
 )
 
 // Config is the whole configuration of one Fyr server.
@@ -48,6 +54,7 @@ type Config struct {
 	Database   Database   `yaml:"database"`
 	Register   Register   `yaml:"registration"`
 	RateLimits RateLimits `yaml:"rate_limits"`
+	Media      Media      `yaml:"media"`
 }
 
 // Log configures log/slog output on standard error.
@@ -97,6 +104,17 @@ type RateLimits struct {
 	LoginBurst     int     `yaml:"login_burst" flag:"rate-login-burst" help:"attempts allowed at once before login_per_second applies" reload:"yes"`
 }
 
+// Media configures the content repository (uploads, downloads, thumbnails).
+type Media struct {
+	MaxUploadBytes int64   `yaml:"max_upload_bytes" flag:"media-max-upload-bytes" help:"largest file a user may upload, in bytes" reload:"yes"`
+	QuotaBytes     int64   `yaml:"quota_bytes" flag:"media-quota-bytes" help:"total bytes each user may store (-1: unlimited)" reload:"yes"`
+	MaxPending     int     `yaml:"max_pending_uploads" flag:"media-max-pending-uploads" help:"media IDs a user may have created but not yet uploaded to" reload:"yes"`
+	MaxThumbPixels int64   `yaml:"max_thumbnail_pixels" flag:"media-max-thumbnail-pixels" help:"largest image (width x height) Fyr decodes to make a thumbnail" reload:"yes"`
+	UploadsPerSec  float64 `yaml:"uploads_per_second" flag:"media-uploads-per-second" help:"sustained uploads per second per user (0: unlimited)" reload:"yes"`
+	UploadBurst    int     `yaml:"upload_burst" flag:"media-upload-burst" help:"uploads allowed at once before uploads_per_second applies" reload:"yes"`
+	Legacy         bool    `yaml:"legacy_unauthenticated" flag:"media-legacy-unauthenticated" help:"also serve downloads and thumbnails on the deprecated unauthenticated /_matrix/media/v3 paths" reload:"yes"`
+}
+
 // Default returns the built-in configuration: a server named localhost on loopback.
 func Default() *Config {
 	return &Config{
@@ -107,5 +125,7 @@ func Default() *Config {
 		Federation: Federation{Addr: DefaultFederationAddr},
 		Database:   Database{ReadConns: DefaultReadConns},
 		RateLimits: RateLimits{LoginPerSecond: DefaultLoginPerSecond, LoginBurst: DefaultLoginBurst},
+		Media: Media{MaxUploadBytes: DefaultMaxUploadBytes, QuotaBytes: DefaultMediaQuota, MaxPending: DefaultMaxPending,
+			MaxThumbPixels: DefaultMaxThumbPixels, UploadsPerSec: DefaultUploadsPerSec, UploadBurst: DefaultUploadBurst},
 	}
 }

@@ -128,6 +128,42 @@ var rules = []rule{
 		}
 		return "", ""
 	}},
+	{"media.max_upload_bytes", func(c *Config) (string, string) {
+		if c.Media.MaxUploadBytes < 1024 {
+			return "below 1024", fmt.Sprintf("use e.g. %d (100 MiB)", DefaultMaxUploadBytes)
+		}
+		return "", ""
+	}},
+	{"media.quota_bytes", func(c *Config) (string, string) {
+		if q := c.Media.QuotaBytes; q < -1 || q == 0 {
+			return "zero or below -1", "use -1 for no quota, or a size in bytes such as 5368709120 (5 GiB)"
+		}
+		return "", ""
+	}},
+	{"media.max_pending_uploads", func(c *Config) (string, string) {
+		if c.Media.MaxPending < 1 {
+			return "below 1", fmt.Sprintf("use e.g. %d", DefaultMaxPending)
+		}
+		return "", ""
+	}},
+	{"media.max_thumbnail_pixels", func(c *Config) (string, string) {
+		if c.Media.MaxThumbPixels < 1 {
+			return "below 1", fmt.Sprintf("use e.g. %d", DefaultMaxThumbPixels)
+		}
+		return "", ""
+	}},
+	{"media.uploads_per_second", func(c *Config) (string, string) {
+		if r := c.Media.UploadsPerSec; !(r >= 0) || math.IsInf(r, 0) {
+			return "negative or not a number", "use 0 for no limit, or e.g. 1"
+		}
+		return "", ""
+	}},
+	{"media.upload_burst", func(c *Config) (string, string) {
+		if c.Media.UploadBurst < 1 && c.Media.UploadsPerSec > 0 {
+			return "below 1 while media.uploads_per_second is set", fmt.Sprintf("use e.g. %d", DefaultUploadBurst)
+		}
+		return "", ""
+	}},
 }
 
 // Validate checks every setting and returns the first problem, in the order of Config's

@@ -14,11 +14,19 @@ import (
 
 	"fyr/server/accounts"
 	"fyr/server/config"
+	"fyr/server/media"
 )
+
+// Engines are the parts of the server the API calls into.
+type Engines struct {
+	Accounts *accounts.Service
+	Media    *media.Service
+}
 
 // API serves the client-server API. Create it with New and serve Handler().
 type API struct {
 	accounts *accounts.Service
+	media    *media.Service
 	cfg      atomic.Pointer[config.Config]
 	log      *slog.Logger
 	mux      *http.ServeMux
@@ -27,8 +35,8 @@ type API struct {
 
 // New returns the API for one server. cfg is read on every request, so Reload takes effect
 // at once for the settings marked reloadable.
-func New(acc *accounts.Service, cfg *config.Config, log *slog.Logger) *API {
-	a := &API{accounts: acc, log: log, mux: http.NewServeMux(), limits: newLimiter()}
+func New(e Engines, cfg *config.Config, log *slog.Logger) *API {
+	a := &API{accounts: e.Accounts, media: e.Media, log: log, mux: http.NewServeMux(), limits: newLimiter()}
 	a.cfg.Store(cfg)
 	a.routes()
 	return a

@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"fyr/server/accounts"
+	"fyr/server/media"
 	"fyr/storage"
 )
 
@@ -49,8 +51,8 @@ func errInvalidParam(msg string) *Error {
 func errForbidden(msg string) *Error { return newErr(http.StatusForbidden, "M_FORBIDDEN", "%s", msg) }
 func errNotFound(msg string) *Error  { return newErr(http.StatusNotFound, "M_NOT_FOUND", "%s", msg) }
 
-// accountErrors maps the accounts package's sentinels to the spec's errors.
-var accountErrors = []struct {
+// engineErrors maps the engine packages' sentinels to the spec's errors.
+var engineErrors = []struct {
 	err    error
 	status int
 	code   string
@@ -70,6 +72,17 @@ var accountErrors = []struct {
 	{accounts.ErrKeyTooLarge, 400, "M_KEY_TOO_LARGE"},
 	{accounts.ErrSharedSecretUnset, 400, "M_UNKNOWN"},
 	{storage.ErrClosed, 503, "M_UNKNOWN"},
+
+	{media.ErrNotFound, 404, "M_NOT_FOUND"},
+	{media.ErrTooLarge, 413, "M_TOO_LARGE"},
+	{media.ErrImageTooLarge, 413, "M_TOO_LARGE"},
+	{media.ErrQuotaExceeded, 403, "M_FORBIDDEN"},
+	{media.ErrTooManyPending, 429, "M_LIMIT_EXCEEDED"},
+	{media.ErrNotYetUploaded, 504, "M_NOT_YET_UPLOADED"},
+	{media.ErrCannotOverwrite, 409, "M_CANNOT_OVERWRITE_MEDIA"},
+	{media.ErrNotOwner, 403, "M_FORBIDDEN"},
+	{media.ErrCannotThumbnail, 400, "M_UNKNOWN"},
+	{media.ErrInvalidThumbSize, 400, "M_INVALID_PARAM"},
 }
 
 // asAPIError turns any error into the Error the client sees. Unknown errors become
@@ -79,7 +92,7 @@ func asAPIError(err error) *Error {
 	if errors.As(err, &e) {
 		return e
 	}
-	for _, m := range accountErrors {
+	for _, m := range engineErrors {
 		if errors.Is(err, m.err) {
 			return &Error{Status: m.status, Code: m.code, Msg: clientMessage(err), Err: err}
 		}
@@ -87,12 +100,13 @@ func asAPIError(err error) *Error {
 	return &Error{Status: 500, Code: "M_UNKNOWN", Msg: "internal server error", Err: err}
 }
 
-// clientMessage strips the "accounts: " package prefix for the client.
+// clientMessage strips the engine package's prefix ("accounts: ") for the client.
 func clientMessage(err error) string {
 	msg := err.Error()
-	const p = "accounts: "
-	if len(msg) > len(p) && msg[:len(p)] == p {
-		return msg[len(p):]
+	for _, p := range []string{"accounts: ", "media: "} {
+		if strings.HasPrefix(msg, p) {
+			return msg[len(p):]
+		}
 	}
 	return msg
 }

@@ -16,7 +16,7 @@ import (
 // its request ID, and the server goes on serving.
 func TestPanicBecomes500(t *testing.T) {
 	var logs bytes.Buffer
-	a := New(nil, config.Default(), slog.New(slog.NewTextHandler(&logs, nil)))
+	a := New(Engines{}, config.Default(), slog.New(slog.NewTextHandler(&logs, nil)))
 	a.handle("GET /boom", func(http.ResponseWriter, *http.Request) error { panic("kaboom") })
 	h := a.Handler()
 

@@ -33,8 +33,33 @@ func (a *API) routes() {
 	a.client("PUT /profile/{userID}/{key}", a.authed(a.setProfileField))
 	a.client("DELETE /profile/{userID}/{key}", a.authed(a.deleteProfileField))
 
+	if a.media != nil {
+		a.mediaRoutes()
+	}
+
 	a.handle("GET /_synapse/admin/v1/register", a.sharedSecretNonce)
 	a.handle("POST /_synapse/admin/v1/register", a.rateLimited("login", a.sharedSecretRegister))
+}
+
+// mediaRoutes are the content repository's endpoints: uploads stay under /_matrix/media, and
+// downloads moved to the authenticated /_matrix/client/v1/media in spec v1.11.
+func (a *API) mediaRoutes() {
+	a.handle("POST /_matrix/media/v3/upload", a.authed(a.upload))
+	a.handle("POST /_matrix/media/r0/upload", a.authed(a.upload))
+	a.handle("PUT /_matrix/media/v3/upload/{serverName}/{mediaID}", a.authed(a.uploadTo))
+	a.handle("POST /_matrix/media/v1/create", a.authed(a.createMedia))
+
+	a.handle("GET /_matrix/client/v1/media/config", a.authed(a.mediaConfig))
+	a.handle("GET /_matrix/client/v1/media/download/{serverName}/{mediaID}", a.authed(a.download))
+	a.handle("GET /_matrix/client/v1/media/download/{serverName}/{mediaID}/{fileName}", a.authed(a.download))
+	a.handle("GET /_matrix/client/v1/media/thumbnail/{serverName}/{mediaID}", a.authed(a.thumbnail))
+
+	a.handle("GET /_matrix/media/v3/config", a.authed(a.mediaConfig))
+	for _, v := range []string{"v3", "r0"} {
+		a.handle("GET /_matrix/media/"+v+"/download/{serverName}/{mediaID}", a.legacy(a.download))
+		a.handle("GET /_matrix/media/"+v+"/download/{serverName}/{mediaID}/{fileName}", a.legacy(a.download))
+		a.handle("GET /_matrix/media/"+v+"/thumbnail/{serverName}/{mediaID}", a.legacy(a.thumbnail))
+	}
 }
 
 // client registers a client-server endpoint under /v3/ and /r0/. pattern is "METHOD /path".

@@ -112,6 +112,7 @@ type Media struct {
 	MaxThumbPixels int64   `yaml:"max_thumbnail_pixels" flag:"media-max-thumbnail-pixels" help:"largest image (width x height) Fyr decodes to make a thumbnail" reload:"yes"`
 	UploadsPerSec  float64 `yaml:"uploads_per_second" flag:"media-uploads-per-second" help:"sustained uploads per second per user (0: unlimited)" reload:"yes"`
 	UploadBurst    int     `yaml:"upload_burst" flag:"media-upload-burst" help:"uploads allowed at once before uploads_per_second applies" reload:"yes"`
+	URLPreviews    bool    `yaml:"url_previews" flag:"media-url-previews" help:"fetch link previews for clients (only from public addresses; off by default)" reload:"yes"`
 	Legacy         bool    `yaml:"legacy_unauthenticated" flag:"media-legacy-unauthenticated" help:"also serve downloads and thumbnails on the deprecated unauthenticated /_matrix/media/v3 paths" reload:"yes"`
 }
 

@@ -83,6 +83,11 @@ var engineErrors = []struct {
 	{media.ErrNotOwner, 403, "M_FORBIDDEN"},
 	{media.ErrCannotThumbnail, 400, "M_UNKNOWN"},
 	{media.ErrInvalidThumbSize, 400, "M_INVALID_PARAM"},
+	{media.ErrPreviewURL, 400, "M_INVALID_PARAM"},
+	{media.ErrPreviewBlocked, 403, "M_FORBIDDEN"},
+	{media.ErrPreviewFetch, 502, "M_UNKNOWN"},
+	{media.ErrRemoteTooLarge, 502, "M_TOO_LARGE"},
+	{media.ErrRemoteFailed, 502, "M_UNKNOWN"},
 }
 
 // asAPIError turns any error into the Error the client sees. Unknown errors become

@@ -146,6 +146,26 @@ func (a *API) thumbnail(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// previewURL is GET /_matrix/client/v1/media/preview_url?url=…
+func (a *API) previewURL(w http.ResponseWriter, r *http.Request) error {
+	if !a.cfg.Load().Media.URLPreviews {
+		return errUnrecognized(404, "URL previews are disabled on this server")
+	}
+	if err := a.limitUploads(r); err != nil {
+		return err
+	}
+	target := r.URL.Query().Get("url")
+	if target == "" {
+		return errMissingParam("url")
+	}
+	data, err := a.media.Preview(r.Context(), target)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, 200, data)
+	return nil
+}
+
 // legacy wraps a download or thumbnail handler for the deprecated unauthenticated paths:
 // frozen (404) unless the operator turned them on, as the spec recommends since v1.12.
 func (a *API) legacy(h handlerFunc) handlerFunc {

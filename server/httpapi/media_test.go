@@ -335,3 +335,19 @@ func TestMediaLargeFile(t *testing.T) {
 		t.Errorf("downloaded %d bytes (err %v); hash matches: %v", n, err, bytes.Equal(got.Sum(nil), h.Sum(nil)))
 	}
 }
+
+func TestPreviewURLEndpoint(t *testing.T) {
+	srv, alice := mediaServer(t)
+	path := "/_matrix/client/v1/media/preview_url?url=" + srv.URL + "/_matrix/client/versions"
+	status, body, _ := srv.Do(t, "GET", path, alice.AccessToken, nil)
+	if status != 404 || !strings.Contains(string(body), "M_UNRECOGNIZED") {
+		t.Errorf("preview while disabled = %d %s, want 404 M_UNRECOGNIZED", status, body)
+	}
+	next := *srv.Config
+	next.Media.URLPreviews = true
+	srv.Reload(&next)
+	status, body, _ = srv.Do(t, "GET", path, alice.AccessToken, nil)
+	if status != 403 || !strings.Contains(string(body), "M_FORBIDDEN") {
+		t.Errorf("preview of the server's own loopback address = %d %s, want 403 M_FORBIDDEN", status, body)
+	}
+}

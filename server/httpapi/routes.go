@@ -54,7 +54,9 @@ func (a *API) mediaRoutes() {
 	a.handle("GET /_matrix/client/v1/media/download/{serverName}/{mediaID}/{fileName}", a.authed(a.download))
 	a.handle("GET /_matrix/client/v1/media/thumbnail/{serverName}/{mediaID}", a.authed(a.thumbnail))
 
+	a.handle("GET /_matrix/client/v1/media/preview_url", a.authed(a.previewURL))
 	a.handle("GET /_matrix/media/v3/config", a.authed(a.mediaConfig))
+	a.handle("GET /_matrix/media/v3/preview_url", a.authed(a.previewURL))
 	for _, v := range []string{"v3", "r0"} {
 		a.handle("GET /_matrix/media/"+v+"/download/{serverName}/{mediaID}", a.legacy(a.download))
 		a.handle("GET /_matrix/media/"+v+"/download/{serverName}/{mediaID}/{fileName}", a.legacy(a.download))

@@ -2,9 +2,9 @@
 // SHA-256 (identical uploads are kept once), keeps their metadata in storage, serves them,
 // and makes thumbnails.
 //
-// It is not for HTTP (server/httpapi decodes requests and writes headers) and not yet for
-// remote media: fetching content from other servers arrives with federation through the
-// Remote interface, which is nil until then.
+// It is not for HTTP (server/httpapi decodes requests and writes headers) nor for talking to
+// other servers: remote content comes in through the Remote interface, which federation
+// implements, and is cached here like local content.
 package media
 
 import (
@@ -86,6 +86,9 @@ type Service struct {
 	// waiters are closed when a pending upload completes.
 	waiters map[string]chan struct{}
 
+	preview *previewer
+	remote  Remote // nil: remote media is not found
+
 	thumbSem  chan struct{} // bounds concurrent thumbnail generation
 	thumbBusy sync.Map      // thumbnail key -> chan struct{}, one generation per key
 }
@@ -96,7 +99,7 @@ func New(db *storage.DB, dir, serverName string, limits Limits, log *slog.Logger
 	s := &Service{
 		db: db, dir: dir, serverName: serverName, log: log, now: time.Now,
 		limits: limits.withDefaults(), waiters: map[string]chan struct{}{},
-		thumbSem: make(chan struct{}, 2),
+		thumbSem: make(chan struct{}, 2), preview: newPreviewer(),
 	}
 	for _, d := range []string{"content", "thumbs", "tmp"} {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o700); err != nil {

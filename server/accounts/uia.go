@@ -28,17 +28,33 @@ const (
 // that belongs to another operation.
 var ErrUnknownSession = errors.New("accounts: unknown user-interactive auth session")
 
+// Identifier is the spec's identifier object, as login and m.login.password carry it. Only
+// m.id.user is supported; the deprecated top-level "user" field is its fallback.
+type Identifier struct {
+	Type string `json:"type"`
+	User string `json:"user"`
+}
+
+// UserOf returns the user named by an identifier, or by the deprecated "user" field when
+// there is no identifier.
+func UserOf(ident *Identifier, legacyUser string) (string, error) {
+	if ident == nil {
+		return legacyUser, nil
+	}
+	if ident.Type != "m.id.user" {
+		return "", fmt.Errorf("%w: identifier type %q is not supported; use m.id.user", ErrInvalidParam, ident.Type)
+	}
+	return ident.User, nil
+}
+
 // AuthData is the "auth" object of a request under user-interactive authentication.
 type AuthData struct {
-	Type       string `json:"type"`
-	Session    string `json:"session"`
-	Identifier *struct {
-		Type string `json:"type"`
-		User string `json:"user"`
-	} `json:"identifier"`
-	User     string `json:"user"` // deprecated form of identifier
-	Password string `json:"password"`
-	Token    string `json:"token"`
+	Type       string      `json:"type"`
+	Session    string      `json:"session"`
+	Identifier *Identifier `json:"identifier"`
+	User       string      `json:"user"` // deprecated form of identifier
+	Password   string      `json:"password"`
+	Token      string      `json:"token"`
 }
 
 // Flows is the set of stage sequences that each complete an authentication.
@@ -152,12 +168,9 @@ func (s *Service) stage(ctx context.Context, op UIA, auth *AuthData) (string, er
 	case AuthDummy:
 		return "", nil
 	case AuthPassword:
-		user := auth.User
-		if auth.Identifier != nil {
-			if auth.Identifier.Type != "m.id.user" {
-				return "", fmt.Errorf("%w: identifier type %q is not supported", ErrForbidden, auth.Identifier.Type)
-			}
-			user = auth.Identifier.User
+		user, err := UserOf(auth.Identifier, auth.User)
+		if err != nil {
+			return "", fmt.Errorf("%w: %v", ErrForbidden, err)
 		}
 		localpart, err := s.LocalpartOf(user)
 		if err != nil {

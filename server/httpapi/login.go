@@ -15,15 +15,12 @@ func (a *API) loginFlows(w http.ResponseWriter, r *http.Request) error {
 }
 
 type loginRequest struct {
-	Type       string `json:"type"`
-	Identifier *struct {
-		Type string `json:"type"`
-		User string `json:"user"`
-	} `json:"identifier"`
-	User                     string      `json:"user"` // deprecated form of identifier
-	Password                 string      `json:"password"`
-	DeviceID                 id.DeviceID `json:"device_id"`
-	InitialDeviceDisplayName string      `json:"initial_device_display_name"`
+	Type                     string               `json:"type"`
+	Identifier               *accounts.Identifier `json:"identifier"`
+	User                     string               `json:"user"` // deprecated form of identifier
+	Password                 string               `json:"password"`
+	DeviceID                 id.DeviceID          `json:"device_id"`
+	InitialDeviceDisplayName string               `json:"initial_device_display_name"`
 }
 
 // login is POST /login. See https://spec.matrix.org/v1.19/client-server-api/#post_matrixclientv3login
@@ -35,12 +32,9 @@ func (a *API) login(w http.ResponseWriter, r *http.Request) error {
 	if req.Type != accounts.AuthPassword {
 		return newErr(400, "M_UNKNOWN", "login type %q is not supported; use %s", req.Type, accounts.AuthPassword)
 	}
-	user := req.User
-	if req.Identifier != nil {
-		if req.Identifier.Type != "m.id.user" {
-			return newErr(400, "M_UNKNOWN", "identifier type %q is not supported; use m.id.user", req.Identifier.Type)
-		}
-		user = req.Identifier.User
+	user, err := accounts.UserOf(req.Identifier, req.User)
+	if err != nil {
+		return newErr(400, "M_UNKNOWN", "%s", clientMessage(err))
 	}
 	if user == "" {
 		return errMissingParam("identifier.user")

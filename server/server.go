@@ -25,6 +25,7 @@ import (
 	"fyr/server/config"
 	"fyr/server/httpapi"
 	"fyr/server/media"
+	"fyr/server/voip"
 	"fyr/storage"
 	"fyr/storage/atomicfile"
 )
@@ -48,6 +49,7 @@ type Server struct {
 	DB         *storage.DB
 	Accounts   *accounts.Service
 	Media      *media.Service
+	VoIP       *voip.Service
 	api        *httpapi.API
 	SigningKey *keys.SigningKey
 	fedCerts   *transport.CertStore
@@ -92,7 +94,11 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (s *Server, 
 	if err != nil {
 		return nil, err
 	}
-	s.api = httpapi.New(httpapi.Engines{Accounts: s.Accounts, Media: s.Media}, cfg, log)
+	turnOpts := voip.Options{Certificate: s.fedCerts.GetCertificate, Log: log}
+	if s.VoIP, err = voip.Start(cfg, filepath.Join(cfg.DataDir, TURNSecretFile), turnOpts); err != nil {
+		return nil, err
+	}
+	s.api = httpapi.New(httpapi.Engines{Accounts: s.Accounts, Media: s.Media, VoIP: s.VoIP}, cfg, log)
 	if s.clientLn, err = net.Listen("tcp", cfg.Client.Addr); err != nil {
 		return nil, fmt.Errorf("client listener (client.addr): %w", err)
 	}
@@ -130,8 +136,8 @@ func (s *Server) loadSecrets() error {
 			return fmt.Errorf("client TLS: %w", err)
 		}
 	}
-	// The TURN server that uses it arrives with calls; the secret exists from the first start
-	// so credentials handed out later stay stable across upgrades.
+	// The secret exists from the first start, even with TURN off, so that credentials stay
+	// stable across upgrades; voip reads it and handles rotation.
 	_, err = loadOrCreateSecret(filepath.Join(cfg.DataDir, TURNSecretFile))
 	return err
 }
@@ -195,6 +201,7 @@ func (s *Server) Reload(next *config.Config) {
 	next = config.Apply(s.cfg, next)
 	s.api.Reload(next)
 	s.Media.SetLimits(mediaLimits(next))
+	s.VoIP.Reload(next)
 	if err := s.fedCerts.Reload(fedCertFiles(next)); err != nil {
 		s.log.Error("federation TLS certificate not reloaded; keeping the old one", "err", err)
 	}
@@ -255,7 +262,7 @@ func (s *Server) Run(ctx context.Context) error {
 	s.log.Info("shutting down")
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
 	defer cancel()
-	err := errors.Join(client.Shutdown(shutdownCtx), fed.Shutdown(shutdownCtx))
+	err := errors.Join(client.Shutdown(shutdownCtx), fed.Shutdown(shutdownCtx), s.VoIP.Close())
 	stopBG()
 	wg.Wait()
 	return errors.Join(runErr, err, s.DB.Close())
@@ -268,6 +275,9 @@ func (s *Server) closeAll() {
 	}
 	if s.fedLn != nil {
 		s.fedLn.Close()
+	}
+	if s.VoIP != nil {
+		s.VoIP.Close()
 	}
 	if s.DB != nil {
 		s.DB.Close()

@@ -21,6 +21,8 @@
 // Precedence, lowest first: built-in defaults, the YAML file, the environment, flags.
 package config
 
+import "time"
+
 // Defaults. The zero value of a field never means "use the default": Default fills them in.
 const (
 	DefaultServerName     = "localhost"
@@ -41,6 +43,13 @@ const (
 	DefaultMaxThumbPixels = 32_000_000
 	DefaultUploadsPerSec  = 1.0
 	DefaultUploadBurst    = 10
+
+	DefaultTURNPort            = 3478 // TURN over UDP and TCP, as RFC 8656 assigns
+	DefaultTURNMinPort         = 49152
+	DefaultTURNMaxPort         = 65535
+	DefaultTURNTTL             = 24 * time.Hour
+	DefaultTURNUserAllocations = 20
+	DefaultTURNUserKbps        = 20000 // 20 Mbit/s: a few HD video calls at once
 )
 
 // Config is the whole configuration of one Fyr server.
@@ -55,6 +64,7 @@ type Config struct {
 	Register   Register   `yaml:"registration"`
 	RateLimits RateLimits `yaml:"rate_limits"`
 	Media      Media      `yaml:"media"`
+	TURN       TURN       `yaml:"turn"`
 }
 
 // Log configures log/slog output on standard error.
@@ -116,6 +126,27 @@ type Media struct {
 	Legacy         bool    `yaml:"legacy_unauthenticated" flag:"media-legacy-unauthenticated" help:"also serve downloads and thumbnails on the deprecated unauthenticated /_matrix/media/v3 paths" reload:"yes"`
 }
 
+// TURN configures the built-in TURN server, which relays calls between clients behind NAT,
+// and the credentials GET /voip/turnServer hands out for it or for an external TURN server.
+type TURN struct {
+	Enabled         bool          `yaml:"enabled" flag:"turn-enabled" help:"run the built-in TURN server (it never runs while external_uris is set)" reload:"no"`
+	Addr            string        `yaml:"addr" flag:"turn-addr" help:"IP:port for TURN over UDP and TCP (empty: client.addr's IP on port 3478, or a free port when client.addr's port is 0); set 0.0.0.0:3478 behind a reverse proxy" reload:"no"`
+	TLSAddr         string        `yaml:"tls_addr" flag:"turn-tls-addr" help:"IP:port for TURN over TLS, e.g. 0.0.0.0:5349 (empty: no TLS)" reload:"no"`
+	TLSCert         string        `yaml:"tls_cert" flag:"turn-tls-cert" help:"PEM certificate file for tls_addr (empty: the federation certificate)" reload:"yes"`
+	TLSKey          string        `yaml:"tls_key" flag:"turn-tls-key" help:"PEM private key file for turn.tls_cert" reload:"yes"`
+	PublicHost      string        `yaml:"public_host" flag:"turn-public-host" help:"host name or IP that clients are told to reach TURN at (empty: relay_ip, and the server name for TLS)" reload:"yes"`
+	RelayIP         string        `yaml:"relay_ip" flag:"turn-relay-ip" help:"IPv4 address of the relayed ports as clients and peers reach them (empty: addr's IP, else detected from the host's interfaces)" reload:"no"`
+	MinPort         int           `yaml:"min_port" flag:"turn-min-port" help:"lowest UDP port for relayed traffic" reload:"no"`
+	MaxPort         int           `yaml:"max_port" flag:"turn-max-port" help:"highest UDP port for relayed traffic" reload:"no"`
+	TTL             time.Duration `yaml:"ttl" flag:"turn-ttl" help:"how long credentials from /voip/turnServer stay valid" reload:"yes"`
+	AllowPeers      string        `yaml:"allow_peers" flag:"turn-allow-peers" help:"comma-separated CIDRs of private ranges TURN may relay to, e.g. 192.168.1.0/24 on a LAN (loopback, link-local and multicast stay refused)" reload:"yes"`
+	AllowLoopback   bool          `yaml:"allow_loopback" flag:"turn-allow-loopback" help:"let TURN relay to loopback peers; for test harnesses only" reload:"yes"`
+	UserAllocations int           `yaml:"user_allocations" flag:"turn-user-allocations" help:"most relays one user may hold at once (0: unlimited)" reload:"yes"`
+	UserKbps        int           `yaml:"user_kbps" flag:"turn-user-kbps" help:"kilobits per second that one user's relays may carry, both directions together (0: unlimited)" reload:"yes"`
+	ExternalURIs    string        `yaml:"external_uris" flag:"turn-external-uris" help:"comma-separated turn: or turns: URIs of an external TURN server such as coturn; needs external_secret, and the built-in server then does not start" reload:"no"`
+	ExternalSecret  string        `yaml:"external_secret" flag:"turn-external-secret" help:"shared secret of the external TURN server (coturn's static-auth-secret)" reload:"yes" secret:"yes"`
+}
+
 // Default returns the built-in configuration: a server named localhost on loopback.
 func Default() *Config {
 	return &Config{
@@ -128,5 +159,7 @@ func Default() *Config {
 		RateLimits: RateLimits{LoginPerSecond: DefaultLoginPerSecond, LoginBurst: DefaultLoginBurst},
 		Media: Media{MaxUploadBytes: DefaultMaxUploadBytes, QuotaBytes: DefaultMediaQuota, MaxPending: DefaultMaxPending,
 			MaxThumbPixels: DefaultMaxThumbPixels, UploadsPerSec: DefaultUploadsPerSec, UploadBurst: DefaultUploadBurst},
+		TURN: TURN{Enabled: true, MinPort: DefaultTURNMinPort, MaxPort: DefaultTURNMaxPort, TTL: DefaultTURNTTL,
+			UserAllocations: DefaultTURNUserAllocations, UserKbps: DefaultTURNUserKbps},
 	}
 }

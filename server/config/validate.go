@@ -5,9 +5,11 @@ import (
 	"log/slog"
 	"math"
 	"net"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"maunium.net/go/mautrix/id"
 )
@@ -164,6 +166,94 @@ var rules = []rule{
 		}
 		return "", ""
 	}},
+	{"turn.addr", func(c *Config) (string, string) { return turnAddr(c.TURN.Addr, "0.0.0.0:3478") }},
+	{"turn.tls_addr", func(c *Config) (string, string) { return turnAddr(c.TURN.TLSAddr, "0.0.0.0:5349") }},
+	{"turn.tls_cert", func(c *Config) (string, string) {
+		return pair(c.TURN.TLSCert, c.TURN.TLSKey, "turn.tls_key", "to use your own certificate, or neither for the federation one")
+	}},
+	{"turn.tls_key", func(c *Config) (string, string) {
+		return pair(c.TURN.TLSKey, c.TURN.TLSCert, "turn.tls_cert", "to use your own certificate, or neither for the federation one")
+	}},
+	{"turn.public_host", func(c *Config) (string, string) {
+		if h := c.TURN.PublicHost; h != "" && (strings.ContainsAny(h, ":/?# ") && net.ParseIP(h) == nil) {
+			return "not a host name or IP address", "use e.g. turn.example.org, without port or scheme"
+		}
+		return "", ""
+	}},
+	{"turn.relay_ip", func(c *Config) (string, string) {
+		if ip := net.ParseIP(c.TURN.RelayIP); c.TURN.RelayIP != "" && (ip == nil || ip.To4() == nil) {
+			return "not an IPv4 address", "use e.g. 203.0.113.7, or empty to detect it"
+		}
+		return "", ""
+	}},
+	{"turn.min_port", func(c *Config) (string, string) {
+		if p := c.TURN.MinPort; p < 1024 || p > 65535 {
+			return "outside 1024–65535", fmt.Sprintf("use e.g. %d", DefaultTURNMinPort)
+		}
+		return "", ""
+	}},
+	{"turn.max_port", func(c *Config) (string, string) {
+		if p := c.TURN.MaxPort; p < c.TURN.MinPort || p > 65535 {
+			return "below turn.min_port or above 65535", fmt.Sprintf("use e.g. %d", DefaultTURNMaxPort)
+		}
+		return "", ""
+	}},
+	{"turn.ttl", func(c *Config) (string, string) {
+		if d := c.TURN.TTL; d < time.Minute || d > 7*24*time.Hour {
+			return "outside 1m–168h", "use e.g. " + DefaultTURNTTL.String()
+		}
+		return "", ""
+	}},
+	{"turn.allow_peers", func(c *Config) (string, string) {
+		for _, s := range strings.Split(c.TURN.AllowPeers, ",") {
+			if s = strings.TrimSpace(s); s != "" {
+				if _, err := netip.ParsePrefix(s); err != nil {
+					return fmt.Sprintf("%q is not a CIDR", s), "use e.g. 192.168.1.0/24,10.0.0.0/8"
+				}
+			}
+		}
+		return "", ""
+	}},
+	{"turn.user_allocations", func(c *Config) (string, string) {
+		if c.TURN.UserAllocations < 0 {
+			return "negative", fmt.Sprintf("use 0 for no limit, or e.g. %d", DefaultTURNUserAllocations)
+		}
+		return "", ""
+	}},
+	{"turn.user_kbps", func(c *Config) (string, string) {
+		if k := c.TURN.UserKbps; k < 0 || (k > 0 && k < 64) {
+			return "negative, or below 64 kbit/s which cannot carry a voice call", fmt.Sprintf("use 0 for no limit, or e.g. %d", DefaultTURNUserKbps)
+		}
+		return "", ""
+	}},
+	{"turn.external_uris", func(c *Config) (string, string) {
+		for _, u := range strings.Split(c.TURN.ExternalURIs, ",") {
+			if u = strings.TrimSpace(u); u != "" && !strings.HasPrefix(u, "turn:") && !strings.HasPrefix(u, "turns:") {
+				return fmt.Sprintf("%q is not a turn: or turns: URI", u), "use e.g. turn:turn.example.org:3478?transport=udp"
+			}
+		}
+		return "", ""
+	}},
+	{"turn.external_secret", func(c *Config) (string, string) {
+		if strings.TrimSpace(c.TURN.ExternalURIs) != "" && c.TURN.ExternalSecret == "" {
+			return "empty while turn.external_uris is set", "set the external server's shared secret (coturn's static-auth-secret)"
+		}
+		return "", ""
+	}},
+}
+
+// turnAddr checks a TURN listen address: empty (the default), or an IP literal and a port.
+func turnAddr(addr, example string) (string, string) {
+	if addr == "" {
+		return "", ""
+	}
+	if problem, hint := hostPort(addr, example); problem != "" {
+		return problem, hint
+	}
+	if host, _, _ := net.SplitHostPort(addr); host != "" && net.ParseIP(host) == nil {
+		return "host is not an IP address", "use e.g. " + example
+	}
+	return "", ""
 }
 
 // Validate checks every setting and returns the first problem, in the order of Config's

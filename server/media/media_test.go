@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"testing"
 
 	"fyr/server/media"
@@ -138,11 +139,16 @@ func BenchmarkUpload(b *testing.B) {
 			s := newService(b, b.TempDir(), media.Limits{MaxUploadBytes: size, QuotaBytes: -1})
 			b.SetBytes(size)
 			b.ReportAllocs()
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
 			for range b.N {
 				if _, err := s.Upload(ctx, media.Upload{Uploader: "u", Body: &zeroReader{n: size}}); err != nil {
 					b.Fatal(err)
 				}
 			}
+			runtime.ReadMemStats(&after)
+			mb := float64(size) / (1 << 20) * float64(b.N)
+			b.ReportMetric(float64(after.TotalAlloc-before.TotalAlloc)/mb, "alloc-B/MiB")
 		})
 	}
 }

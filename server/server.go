@@ -19,6 +19,8 @@ import (
 	"sync"
 	"time"
 
+	"maunium.net/go/mautrix/id"
+
 	"fyr/federation/keys"
 	"fyr/federation/transport"
 	"fyr/server/accounts"
@@ -94,7 +96,8 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (s *Server, 
 	if err != nil {
 		return nil, err
 	}
-	turnOpts := voip.Options{Certificate: s.fedCerts.GetCertificate, Log: log}
+	turnOpts := voip.Options{Certificate: s.fedCerts.GetCertificate, Log: log,
+		UserActive: func(u id.UserID) bool { return s.Accounts.Active(context.Background(), u) }}
 	if s.VoIP, err = voip.Start(cfg, filepath.Join(cfg.DataDir, TURNSecretFile), turnOpts); err != nil {
 		return nil, err
 	}

@@ -93,6 +93,16 @@ func (s *Service) Authenticate(ctx context.Context, token, ip string) (*Caller, 
 	return &Caller{UserID: s.UserID(o.Localpart), Localpart: o.Localpart, DeviceID: o.DeviceID, Admin: o.Admin}, nil
 }
 
+// Active reports whether userID is an existing, not deactivated, local account.
+func (s *Service) Active(ctx context.Context, userID id.UserID) bool {
+	localpart, server, err := userID.Parse()
+	if err != nil || server != s.serverName {
+		return false
+	}
+	u, err := s.db.User(ctx, localpart)
+	return err == nil && !u.Deactivated
+}
+
 // LocalpartOf accepts a bare localpart or a full user ID of this server, as login and UIA
 // identifiers may carry either, and returns the lower-cased localpart.
 func (s *Service) LocalpartOf(user string) (string, error) {

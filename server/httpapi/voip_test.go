@@ -186,3 +186,23 @@ func TestTURNServerRateLimited(t *testing.T) {
 		t.Errorf("second request at once: %v, want 429 M_LIMIT_EXCEEDED", err)
 	}
 }
+
+// TestTURNRefusesDeactivatedUser: credentials handed out before a deactivation stop working
+// at once, not at their expiry.
+func TestTURNRefusesDeactivatedUser(t *testing.T) {
+	srv := servertest.Start(t, servertest.OpenRegistration)
+	alice := srv.Register(t, "alice", "pw-alice-123")
+	creds, err := alice.TurnServer(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := turnAllocate(t, creds.URIs[0], creds); err != nil {
+		t.Fatalf("allocate before deactivation: %v", err)
+	}
+	if err := srv.Accounts.Deactivate(ctx, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := turnAllocate(t, creds.URIs[0], creds); err == nil {
+		t.Error("a deactivated user's TURN credentials still allocate a relay")
+	}
+}

@@ -1,6 +1,7 @@
 package voip
 
 import (
+	"errors"
 	"net"
 	"net/netip"
 
@@ -12,7 +13,10 @@ import (
 // MESSAGE-INTEGRITY with it, so a forged password, or another user's password under this
 // username, fails there (see onAuth).
 func (t *TURN) authenticate(username, realm string, src net.Addr) ([]byte, bool) {
-	expiry, _, err := checkUsername(username, t.realm, t.now())
+	expiry, user, err := checkUsername(username, t.realm, t.now())
+	if err == nil && t.active != nil && !t.active(user) {
+		err = errInactiveUser
+	}
 	if err != nil || realm != t.realm {
 		t.stats.refusedAuth.Add(1)
 		t.log.Debug("TURN credentials refused", "client", src.String(), "username", username, "err", err)
@@ -20,6 +24,8 @@ func (t *TURN) authenticate(username, realm string, src net.Addr) ([]byte, bool)
 	}
 	return turn.GenerateAuthKey(username, realm, Password(t.keys.Secret(expiry), username)), true
 }
+
+var errInactiveUser = errors.New("voip: the user is deactivated")
 
 // onAuth counts requests whose MESSAGE-INTEGRITY did not match.
 func (t *TURN) onAuth(src, _ net.Addr, _, username, _, method string, ok bool) {

@@ -1,6 +1,8 @@
 package voip
 
 import (
+	"maunium.net/go/mautrix/id"
+
 	"crypto/tls"
 	"fmt"
 	"log/slog"
@@ -21,10 +23,11 @@ import (
 // relays on a UDP port range. Create it with Listen, which starts serving; Close stops it.
 // Its methods are safe for concurrent use.
 type TURN struct {
-	realm string // the server name
-	keys  *Keyring
-	log   *slog.Logger
-	now   func() time.Time
+	realm  string // the server name
+	keys   *Keyring
+	active func(id.UserID) bool // nil: everyone
+	log    *slog.Logger
+	now    func() time.Time
 
 	policy  atomic.Pointer[PeerPolicy]
 	limits  atomic.Pointer[Limits]
@@ -46,6 +49,9 @@ type Options struct {
 	Certificate func(*tls.ClientHelloInfo) (*tls.Certificate, error)
 	Log         *slog.Logger     // nil: slog.Default()
 	Now         func() time.Time // nil: time.Now
+	// UserActive reports whether a user may still use TURN; credentials of a deactivated
+	// account stop working at once instead of at expiry. Nil: every user of this server.
+	UserActive func(id.UserID) bool
 }
 
 // Listen binds the TURN sockets for cfg and starts serving with credentials checked against
@@ -57,7 +63,7 @@ func Listen(cfg *config.Config, keys *Keyring, opts Options) (_ *TURN, err error
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	t := &TURN{realm: cfg.ServerName, keys: keys, log: opts.Log, now: opts.Now, users: newUsers(), fallbackCert: opts.Certificate}
+	t := &TURN{realm: cfg.ServerName, keys: keys, log: opts.Log, now: opts.Now, users: newUsers(), fallbackCert: opts.Certificate, active: opts.UserActive}
 	defer func() {
 		if err != nil {
 			t.socks.close()

@@ -1,8 +1,6 @@
 package voip
 
 import (
-	"maunium.net/go/mautrix/id"
-
 	"crypto/tls"
 	"fmt"
 	"log/slog"
@@ -14,6 +12,7 @@ import (
 	"time"
 
 	"github.com/pion/turn/v4"
+	"maunium.net/go/mautrix/id"
 
 	"fyr/federation/transport"
 	"fyr/server/config"

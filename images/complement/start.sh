@@ -3,7 +3,9 @@
 # that holds the fyr binary (/hs inside the test container); see
 # ../shared/complement-runner/README.md for the contract. Complement hands over a fresh CA at
 # every container start, so the federation certificate is minted from it each time; state
-# lives in ./data so blueprints (stopped and committed containers) keep it.
+# lives in ./data so blueprints (stopped and committed containers) keep it. Rate limits are
+# off and the deprecated unauthenticated media paths on, as Complement's tests expect;
+# defaults are unchanged elsewhere.
 set -e
 exec ./fyr serve \
 	--data-dir ./data \
@@ -15,4 +17,6 @@ exec ./fyr serve \
 	--open-registration \
 	--registration-shared-secret complement \
 	--rate-login-per-second 0 \
+	--media-uploads-per-second 0 \
+	--media-legacy-unauthenticated \
 	--log-level "${FYR_LOG_LEVEL:-info}"

@@ -1,0 +1,317 @@
+package transport
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"maunium.net/go/mautrix/federation"
+	"maunium.net/go/mautrix/id"
+)
+
+// Errors of this package; callers test them with errors.Is.
+var (
+	// ErrInvalidServerName is mautrix's: the name does not match the spec's grammar.
+	ErrInvalidServerName = federation.ErrInvalidServerName
+	// ErrResponseTooLarge: the response body exceeded Client.MaxResponseBytes.
+	ErrResponseTooLarge = errors.New("transport: response too large")
+	// ErrBadSignature: an X-Matrix signature does not verify.
+	ErrBadSignature = errors.New("transport: bad X-Matrix signature")
+	// ErrNoSigningKey: Do was called on a client made without a signing key.
+	ErrNoSigningKey = errors.New("transport: client has no signing key")
+)
+
+// Client defaults. They are chosen so that a dead connection is noticed in seconds, not after
+// the kernel's retransmission back-off of many minutes.
+const (
+	// DefaultDialTimeout bounds the TCP connect and TLS handshake to one address.
+	DefaultDialTimeout = 5 * time.Second
+	// DefaultRequestTimeout bounds a request whose context has no deadline.
+	DefaultRequestTimeout = 60 * time.Second
+	// DefaultIdleConnTimeout closes a connection unused for this long.
+	DefaultIdleConnTimeout = 90 * time.Second
+	// DefaultPingInterval: an HTTP/2 connection silent for this long is pinged …
+	DefaultPingInterval = 5 * time.Second
+	// DefaultPingTimeout: … and closed if the ping is not answered within this. It is
+	// generous because on a slow link (256 kbit/s) a ping can queue behind a large upload.
+	DefaultPingTimeout = 10 * time.Second
+	// DefaultWriteTimeout closes a connection whose written data is not taken (HTTP/2) or
+	// acknowledged (TCP_USER_TIMEOUT, Linux) for this long.
+	DefaultWriteTimeout = 15 * time.Second
+	// DefaultStallTimeout: a connection that has received nothing for this long is presumed
+	// dead when the peer shows signs of life; see PeerAlive. A live HTTP/2 connection hears
+	// at least a ping answer every DefaultPingInterval, so this must be longer than that.
+	DefaultStallTimeout = 10 * time.Second
+	// DefaultMaxResponseBytes bounds a response body.
+	DefaultMaxResponseBytes = 64 << 20
+	// DefaultMaxConnsPerDestination bounds the connections to one destination (HTTP/2 needs
+	// only one; HTTP/1.1 peers get this many requests in parallel, the rest wait).
+	DefaultMaxConnsPerDestination = 4
+	// DefaultMaxIdleConnsPerDestination bounds the idle connections kept per destination.
+	DefaultMaxIdleConnsPerDestination = 2
+
+	// maxErrorBodyBytes bounds what is read of an error response.
+	maxErrorBodyBytes = 64 << 10
+)
+
+// ResponseError is a non-2xx answer from a destination.
+type ResponseError struct {
+	Destination string
+	Method      string
+	Path        string
+	StatusCode  int
+	ErrCode     string        // the Matrix errcode, e.g. M_FORBIDDEN; empty if the body had none
+	Message     string        // the body's "error"
+	RetryAfter  time.Duration // from Retry-After or retry_after_ms; zero if not given
+}
+
+func (e *ResponseError) Error() string {
+	msg := fmt.Sprintf("%s %s%s: status %d", e.Method, e.Destination, e.Path, e.StatusCode)
+	if e.ErrCode != "" {
+		msg += " " + e.ErrCode
+	}
+	if e.Message != "" {
+		msg += ": " + e.Message
+	}
+	return msg
+}
+
+// Client makes requests to other servers' federation APIs: it resolves their names, verifies
+// their TLS certificates, signs requests with X-Matrix and decodes JSON answers.
+//
+// Each destination gets its own connection pool, bounded by MaxConnsPerDestination, so a slow
+// or dead peer ties up only its own connections, and CloseIdle, Reconnect and PeerAlive can
+// act on one peer. Connections speak HTTP/2 where the peer offers it, with pings that notice a
+// dead link within PingInterval+PingTimeout.
+//
+// Create a Client with NewClient; the exported fields may be changed until the first request.
+// A Client is safe for concurrent use.
+type Client struct {
+	Resolver *Resolver
+	// RootCAs verifies peers' certificates. Nil: the system roots (which honour
+	// SSL_CERT_FILE). NewClient copies the resolver's.
+	RootCAs *x509.CertPool
+
+	DialTimeout     time.Duration
+	RequestTimeout  time.Duration
+	IdleConnTimeout time.Duration
+	PingInterval    time.Duration
+	PingTimeout     time.Duration
+	WriteTimeout    time.Duration
+	StallTimeout    time.Duration
+
+	MaxResponseBytes           int64
+	MaxConnsPerDestination     int
+	MaxIdleConnsPerDestination int
+	UserAgent                  string
+
+	origin string
+	keyID  id.KeyID
+	key    ed25519.PrivateKey
+
+	mu    sync.Mutex
+	dests map[string]*destination
+}
+
+// NewClient returns a client for the server named origin, signing with key (whose ID is
+// keyID; a nil key allows only DoUnsigned) and resolving through resolver, with the Default…
+// settings.
+func NewClient(origin string, keyID id.KeyID, key ed25519.PrivateKey, resolver *Resolver) *Client {
+	return &Client{
+		Resolver:                   resolver,
+		RootCAs:                    resolver.RootCAs,
+		DialTimeout:                DefaultDialTimeout,
+		RequestTimeout:             DefaultRequestTimeout,
+		IdleConnTimeout:            DefaultIdleConnTimeout,
+		PingInterval:               DefaultPingInterval,
+		PingTimeout:                DefaultPingTimeout,
+		WriteTimeout:               DefaultWriteTimeout,
+		StallTimeout:               DefaultStallTimeout,
+		MaxResponseBytes:           DefaultMaxResponseBytes,
+		MaxConnsPerDestination:     DefaultMaxConnsPerDestination,
+		MaxIdleConnsPerDestination: DefaultMaxIdleConnsPerDestination,
+		UserAgent:                  "Fyr",
+		origin:                     origin,
+		keyID:                      keyID,
+		key:                        key,
+		dests:                      map[string]*destination{},
+	}
+}
+
+// Do sends a request signed with X-Matrix to destination's federation API and decodes the
+// JSON answer into into (unless into is nil). path is everything from /_matrix on, with any
+// query string, escaped as it should go on the wire. body is encoded with encoding/json; a nil
+// body sends none, except that PUT and POST send {} as the spec requires.
+//
+// A non-2xx answer is a *ResponseError; a body over MaxResponseBytes is ErrResponseTooLarge;
+// anything else (no route, timeout, bad certificate) is a connection error worth retrying.
+func (c *Client) Do(ctx context.Context, destination, method, path string, body, into any) error {
+	if c.key == nil {
+		return ErrNoSigningKey
+	}
+	return c.do(ctx, destination, method, path, body, into, true)
+}
+
+// DoUnsigned is Do without the Authorization header, for the public key endpoints
+// (/_matrix/key/v2/…) and the version endpoint.
+func (c *Client) DoUnsigned(ctx context.Context, destination, method, path string, body, into any) error {
+	return c.do(ctx, destination, method, path, body, into, false)
+}
+
+// GetJSON is an unsigned GET, the shape federation/keys' Getter asks for.
+func (c *Client) GetJSON(ctx context.Context, destination, path string, into any) error {
+	return c.DoUnsigned(ctx, destination, http.MethodGet, path, nil, into)
+}
+
+func (c *Client) do(ctx context.Context, destination, method, path string, body, into any, sign bool) error {
+	if !strings.HasPrefix(path, "/") {
+		return fmt.Errorf("%s %s%s: path must start with /", method, destination, path)
+	}
+	var content json.RawMessage
+	if body != nil {
+		var err error
+		if content, err = json.Marshal(body); err != nil {
+			return fmt.Errorf("%s %s%s: encode body: %w", method, destination, path, err)
+		}
+	} else if method == http.MethodPut || method == http.MethodPost {
+		content = json.RawMessage("{}")
+	}
+	if _, ok := ctx.Deadline(); !ok && c.RequestTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.RequestTimeout)
+		defer cancel()
+	}
+	res, err := c.Resolver.Resolve(ctx, destination)
+	if err != nil {
+		return fmt.Errorf("%s %s%s: %w", method, destination, path, err)
+	}
+	var reqBody io.Reader
+	if content != nil {
+		reqBody = bytes.NewReader(content)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, "https://"+res.HostHeader+path, reqBody)
+	if err != nil {
+		return fmt.Errorf("%s %s%s: %w", method, destination, path, err)
+	}
+	if sign {
+		// The signed URI is exactly what net/http puts on the request line.
+		auth, err := SignRequest(c.key, c.keyID, c.origin, destination, method, req.URL.RequestURI(), content)
+		if err != nil {
+			return fmt.Errorf("%s %s%s: sign: %w", method, destination, path, err)
+		}
+		req.Header.Set("Authorization", auth.String())
+	}
+	if content != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("User-Agent", c.UserAgent)
+
+	d, done := c.acquire(destination)
+	resp, err := d.http.Do(req)
+	done(err == nil || errors.Is(ctx.Err(), context.Canceled)) // the caller giving up says nothing about the link
+	if err != nil {
+		return fmt.Errorf("%s %s%s: %w", method, destination, path, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return responseError(destination, method, path, resp)
+	}
+	if resp.ContentLength > c.MaxResponseBytes {
+		return fmt.Errorf("%s %s%s: %w: %d bytes, limit %d", method, destination, path, ErrResponseTooLarge, resp.ContentLength, c.MaxResponseBytes)
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, c.MaxResponseBytes+1))
+	if err != nil {
+		d.setFailing()
+		return fmt.Errorf("%s %s%s: read response: %w", method, destination, path, err)
+	}
+	if int64(len(b)) > c.MaxResponseBytes {
+		return fmt.Errorf("%s %s%s: %w: over %d bytes", method, destination, path, ErrResponseTooLarge, c.MaxResponseBytes)
+	}
+	if into != nil {
+		if err := json.Unmarshal(b, into); err != nil {
+			return fmt.Errorf("%s %s%s: decode response: %w", method, destination, path, err)
+		}
+	}
+	return nil
+}
+
+// responseError reads a non-2xx answer.
+func responseError(destination, method, path string, resp *http.Response) error {
+	e := &ResponseError{Destination: destination, Method: method, Path: path, StatusCode: resp.StatusCode}
+	var body struct {
+		ErrCode      string `json:"errcode"`
+		Error        string `json:"error"`
+		RetryAfterMS int64  `json:"retry_after_ms"`
+	}
+	if b, err := io.ReadAll(io.LimitReader(resp.Body, maxErrorBodyBytes)); err == nil && json.Unmarshal(b, &body) == nil {
+		e.ErrCode, e.Message = body.ErrCode, body.Error
+		e.RetryAfter = time.Duration(body.RetryAfterMS) * time.Millisecond
+	}
+	if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && s > 0 {
+		e.RetryAfter = time.Duration(s) * time.Second
+	}
+	return e
+}
+
+// CloseIdle closes the idle connections to destination; the next request opens a fresh one.
+// Connections carrying a request are left alone.
+func (c *Client) CloseIdle(destination string) {
+	if d := c.lookup(destination); d != nil {
+		d.tr.CloseIdleConnections()
+	}
+}
+
+// Reconnect closes every connection to destination, busy or idle, and ends the back-off of its
+// name resolution, so the next request starts afresh. Requests in flight to destination fail
+// with a connection error; callers retry them (federation transactions are idempotent by
+// transaction ID).
+func (c *Client) Reconnect(destination string) {
+	if d := c.lookup(destination); d != nil {
+		d.tr.CloseIdleConnections()
+		d.closeAll()
+	}
+	c.Resolver.Expire(destination)
+}
+
+// PeerAlive is for when destination shows signs of life, such as a request from it. After a
+// silent cut, TCP sits in retransmission back-off for minutes, so our old connections are
+// probably dead even though the peer is back:
+//
+//   - if our last request to destination failed at the connection level, it calls Reconnect;
+//   - otherwise it closes the connections that have received nothing for StallTimeout. A
+//     live HTTP/2 connection receives at least a ping answer every PingInterval, so only
+//     dead ones go, and requests on them fail at once and can be retried on a fresh one.
+//     HTTP/1.1 has no pings: an idle one is closed (harmless), and so is one waiting longer
+//     than StallTimeout for a slow answer (the price of not waiting for a dead one).
+//
+// It reports whether it closed anything.
+func (c *Client) PeerAlive(destination string) bool {
+	d := c.lookup(destination)
+	if d == nil {
+		return false
+	}
+	if d.isFailing() {
+		c.Reconnect(destination)
+		return true
+	}
+	return d.closeSilent(time.Now(), c.StallTimeout) > 0
+}
+
+// CloseIdleConnections closes the idle connections to every destination.
+func (c *Client) CloseIdleConnections() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, d := range c.dests {
+		d.tr.CloseIdleConnections()
+	}
+}

@@ -50,8 +50,11 @@ type Options struct {
 	// (get_missing_events, backfill), which is cheaper than replaying a week.
 	MaxBacklog     int
 	AttemptTimeout time.Duration
-	Backoff        func(failures int, outage time.Duration) time.Duration // nil: DefaultBackoff
-	Now            func() time.Time                                        // nil: time.Now
+	// Backoff is the wait before attempt failures+1, given how long the destination has been
+	// down. Nil: DefaultBackoff.
+	Backoff func(failures int, outage time.Duration) time.Duration
+	// Now is the clock. Nil: time.Now.
+	Now func() time.Time
 }
 
 // Queue is the outbound side of federation. Create it with New, start it with Run, and

@@ -22,6 +22,7 @@ import (
 	"maunium.net/go/mautrix/id"
 
 	"fyr/federation/keys"
+	"fyr/federation/outbound"
 	"fyr/federation/transport"
 	"fyr/server/accounts"
 	"fyr/server/config"
@@ -35,6 +36,7 @@ import (
 // Files Fyr creates in the data directory on first start.
 const (
 	SigningKeyFile = "signing.key"
+	OldKeysFile    = "old_signing.keys" // retired signing keys' public halves, written by fyr keygen
 	FedCertFile    = "federation.crt"
 	FedKeyFile     = "federation.key"
 	TURNSecretFile = "turn.secret"
@@ -43,6 +45,10 @@ const (
 
 // ShutdownTimeout bounds how long in-flight requests may take to finish on shutdown.
 const ShutdownTimeout = 20 * time.Second
+
+// Version is what GET /_matrix/federation/v1/version reports; cmd/fyr may set it to its build
+// version before New.
+var Version = "dev"
 
 // Server is one homeserver. Create it with New, then Run it; Run closes everything it opened.
 type Server struct {
@@ -54,6 +60,10 @@ type Server struct {
 	VoIP       *voip.Service
 	api        *httpapi.API
 	SigningKey *keys.SigningKey
+	Keys       *keys.Ring        // this server's keys and the cache of remote servers' keys
+	FedClient  *transport.Client // requests to other servers' federation APIs
+	Outbound   *outbound.Queue   // durable delivery of PDUs and EDUs to other servers
+	fedHandler http.Handler
 	fedCerts   *transport.CertStore
 	clientCert *transport.CertStore // nil: plain HTTP
 
@@ -88,6 +98,17 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (s *Server, 
 	if err := s.DB.BindServerName(ctx, cfg.ServerName); err != nil {
 		return nil, err
 	}
+	oldKeys, err := keys.LoadOldKeys(filepath.Join(cfg.DataDir, OldKeysFile))
+	if err != nil {
+		return nil, err
+	}
+	if s.FedClient, err = transport.Setup(cfg.ServerName, s.SigningKey.ID, s.SigningKey.Private,
+		cfg.Federation.StaticPeers, cfg.Federation.CAFile, log); err != nil {
+		return nil, fmt.Errorf("federation client: %w", err)
+	}
+	s.Outbound = outbound.New(s.DB, outbound.TransportSender(s.FedClient, cfg.ServerName, time.Now), log, outbound.Options{})
+	s.Keys = keys.NewRing(s.DB, keys.NewLocal(cfg.ServerName, s.SigningKey, oldKeys),
+		keys.Options{Getter: s.FedClient, Notaries: keys.ParseNotaries(cfg.Federation.TrustedKeyServers), Log: log})
 	s.Accounts = accounts.New(s.DB, cfg.ServerName)
 	if s.AdminToken, err = s.Accounts.AdminBootstrapToken(ctx); err != nil {
 		return nil, fmt.Errorf("admin bootstrap token: %w", err)
@@ -102,6 +123,11 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (s *Server, 
 		return nil, err
 	}
 	s.api = httpapi.New(httpapi.Engines{Accounts: s.Accounts, Media: s.Media, VoIP: s.VoIP}, cfg, log)
+	// The client listener serves the federation paths too, as Synapse's does, so that one
+	// reverse-proxy upstream can carry both; they are signed requests or public keys.
+	s.fedHandler = httpapi.Routed(s.federationMux())
+	s.api.Mount("/_matrix/federation/", s.fedHandler)
+	s.api.Mount("/_matrix/key/", s.fedHandler)
 	if s.clientLn, err = net.Listen("tcp", cfg.Client.Addr); err != nil {
 		return nil, fmt.Errorf("client listener (client.addr): %w", err)
 	}
@@ -205,6 +231,7 @@ func (s *Server) Reload(next *config.Config) {
 	s.api.Reload(next)
 	s.Media.SetLimits(mediaLimits(next))
 	s.VoIP.Reload(next)
+	s.Keys.SetNotaries(keys.ParseNotaries(next.Federation.TrustedKeyServers))
 	if err := s.fedCerts.Reload(fedCertFiles(next)); err != nil {
 		s.log.Error("federation TLS certificate not reloaded; keeping the old one", "err", err)
 	}
@@ -225,7 +252,7 @@ func (s *Server) Reload(next *config.Config) {
 func (s *Server) Run(ctx context.Context) error {
 	errLog := slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)
 	client := &http.Server{Handler: s.api.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, ErrorLog: errLog}
-	fed := &http.Server{Handler: federationHandler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+	fed := &http.Server{Handler: s.fedHandler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
 		TLSConfig: s.fedCerts.TLSConfig(), ErrorLog: errLog}
 
 	var wg sync.WaitGroup
@@ -250,6 +277,13 @@ func (s *Server) Run(ctx context.Context) error {
 	wg.Add(3)
 	go func() { defer wg.Done(); s.api.Run(bg) }()
 	go func() { defer wg.Done(); s.Media.Run(bg) }()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := s.Outbound.Run(bg); err != nil {
+			s.log.Error("outbound federation stopped", "err", err)
+		}
+	}()
 	go func() {
 		defer wg.Done()
 		if err := s.Accounts.Run(bg); err != nil {
@@ -287,12 +321,11 @@ func (s *Server) closeAll() {
 	}
 }
 
-// federationHandler serves the federation listener. The server-server API arrives with the
-// federation issues; until then every path is an honest M_UNRECOGNIZED.
-func federationHandler() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusNotFound)
-		fmt.Fprintf(w, `{"errcode":"M_UNRECOGNIZED","error":"unrecognized request"}`)
-	})
+// federationMux routes the federation listener: each part of the server-server API adds
+// its routes here. It is not served on the client listener.
+func (s *Server) federationMux() *http.ServeMux {
+	mux := http.NewServeMux()
+	s.Keys.Routes(mux)
+	mux.Handle("GET /_matrix/federation/v1/version", transport.VersionHandler(Version))
+	return mux
 }

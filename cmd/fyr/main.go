@@ -21,6 +21,7 @@ const usage = `Fyr is a Matrix homeserver for the edge of the network.
 Usage:
   fyr serve [flags]            run the homeserver (fyr serve -h lists every setting)
   fyr user add [flags] NAME    create an account; --admin makes it a server admin
+  fyr keygen [flags]           rotate the federation signing key, keeping the old one for verification
   fyr version                  print the version
 
 Examples:
@@ -57,6 +58,8 @@ func run(ctx context.Context, args []string) error {
 		return runServe(ctx, rest)
 	case "user":
 		return runUser(ctx, rest)
+	case "keygen":
+		return runKeygen(ctx, rest)
 	case "version", "--version", "-version":
 		fmt.Println("fyr", version)
 		return nil

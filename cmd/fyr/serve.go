@@ -25,6 +25,7 @@ func runServe(ctx context.Context, args []string) error {
 	level.Set(cfg.SlogLevel())
 	log := newLogger(os.Stderr, cfg.Log.Format, level)
 
+	server.Version = version
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	srv, err := server.New(ctx, cfg, log)

@@ -93,6 +93,16 @@ type Federation struct {
 	TLSCACert string `yaml:"tls_ca_cert" flag:"federation-tls-ca-cert" help:"PEM CA certificate: when set with tls_ca_key, the generated certificate is minted by this CA at every start" reload:"no"`
 	TLSCAKey  string `yaml:"tls_ca_key" flag:"federation-tls-ca-key" help:"PEM private key of tls_ca_cert" reload:"no"`
 	WellKnown string `yaml:"well_known_server" flag:"well-known-server" help:"host:port served as m.server in /.well-known/matrix/server (empty: not served)" reload:"yes"`
+	// StaticPeers pins server names to addresses, skipping .well-known and DNS SRV: the
+	// format is comma-separated name=host:port pairs, a name repeated for more addresses
+	// (tried in order). Certificates are still checked against the server name.
+	StaticPeers string `yaml:"static_peers" flag:"federation-static-peers" help:"comma-separated name=host:port pairs pinning a server name to addresses without .well-known or DNS, e.g. b.example=10.0.0.2:8448 (repeat a name for more addresses)" reload:"no"`
+	// CAFile replaces the system roots for outbound federation TLS; empty means the system
+	// roots (which honour SSL_CERT_FILE).
+	CAFile string `yaml:"ca_file" flag:"federation-ca-file" help:"PEM bundle of the CAs trusted for outbound federation TLS, replacing the system roots (empty: system roots, which honour SSL_CERT_FILE)" reload:"no"`
+	// TrustedKeyServers are notaries asked, in order, for a server's signing keys when the
+	// server itself does not provide them; each notary's own keys are fetched from it directly.
+	TrustedKeyServers string `yaml:"trusted_key_servers" flag:"federation-trusted-key-servers" help:"comma-separated server names of notaries asked for a server's signing keys when it cannot be reached, e.g. matrix.org (empty: none)" reload:"yes"`
 }
 
 // Database configures the SQLite storage.

@@ -97,6 +97,17 @@ var rules = []rule{
 		}
 		return serverName(c.Federation.WellKnown, "matrix.example.org:443, or empty to serve nothing")
 	}},
+	{"federation.static_peers", func(c *Config) (string, string) {
+		return staticPeers(c.Federation.StaticPeers)
+	}},
+	{"federation.trusted_key_servers", func(c *Config) (string, string) {
+		for _, name := range strings.Split(c.Federation.TrustedKeyServers, ",") {
+			if name = strings.TrimSpace(name); name != "" && !id.ValidateServerName(name) {
+				return fmt.Sprintf("%q is not a Matrix server name", name), "use e.g. matrix.org,notary.example.org, or empty for none"
+			}
+		}
+		return "", ""
+	}},
 	{"database.read_conns", func(c *Config) (string, string) {
 		if n := c.Database.ReadConns; n < 1 || n > 64 {
 			return "outside 1–64", fmt.Sprintf("use e.g. %d", DefaultReadConns)
@@ -301,6 +312,30 @@ func serverName(name, example string) (string, string) {
 	}
 	if p := id.ParseServerName(name); p != nil && p.Port > 65535 {
 		return "port out of range 1–65535", "use e.g. " + example
+	}
+	return "", ""
+}
+
+// staticPeers checks federation.static_peers: comma-separated name=host:port pairs, as
+// federation/transport.ParseStaticPeers reads them.
+func staticPeers(s string) (string, string) {
+	const hint = "use e.g. b.example=10.0.0.2:8448,c.example=[fd00::3]:8448"
+	for _, pair := range strings.Split(s, ",") {
+		if pair = strings.TrimSpace(pair); pair == "" {
+			continue
+		}
+		name, addr, ok := strings.Cut(pair, "=")
+		name, addr = strings.TrimSpace(name), strings.TrimSpace(addr)
+		if !ok {
+			return fmt.Sprintf("%q is not name=host:port", pair), hint
+		}
+		if problem, _ := serverName(name, ""); problem != "" {
+			return fmt.Sprintf("%q: %q is not a Matrix server name", pair, name), hint
+		}
+		host, port, err := net.SplitHostPort(addr)
+		if n, perr := strconv.Atoi(port); err != nil || host == "" || perr != nil || n < 1 || n > 65535 {
+			return fmt.Sprintf("%q: %q is not a host:port with a port in 1–65535", pair, addr), hint
+		}
 	}
 	return "", ""
 }

@@ -48,6 +48,10 @@ func New(e Engines, cfg *config.Config, log *slog.Logger) *API {
 // Reload swaps in a new configuration.
 func (a *API) Reload(cfg *config.Config) { a.cfg.Store(cfg) }
 
+// Mount serves h for a path prefix (a pattern ending in "/") behind the API's middleware:
+// the server mounts the federation paths here so one listener can carry both.
+func (a *API) Mount(prefix string, h http.Handler) { a.mux.Handle(prefix, h) }
+
 // Handler is the whole client API with its middleware.
 func (a *API) Handler() http.Handler {
 	return a.middleware(http.HandlerFunc(a.dispatch))
@@ -77,27 +81,37 @@ func (a *API) serve(h handlerFunc) http.Handler {
 	})
 }
 
-// dispatch routes through the mux, answering unknown paths with 404 and known paths with the
-// wrong method with 405, both M_UNRECOGNIZED as the spec asks.
+// dispatch routes through the API's mux; see Routed.
 func (a *API) dispatch(w http.ResponseWriter, r *http.Request) {
-	h, pattern := a.mux.Handler(r)
-	if pattern != "" {
-		a.mux.ServeHTTP(w, r) // not h: only ServeHTTP fills in r.PathValue
-		return
-	}
-	// The mux's own 404/405 handler: learn which it is without letting it write.
-	probe := &statusProbe{header: http.Header{}}
-	h.ServeHTTP(probe, r)
-	if probe.status == http.StatusMethodNotAllowed {
-		w.Header().Set("Allow", probe.header.Get("Allow"))
-		a.serve(func(http.ResponseWriter, *http.Request) error {
-			return errUnrecognized(405, "method "+r.Method+" is not allowed on "+r.URL.Path)
-		}).ServeHTTP(w, r)
-		return
-	}
-	a.serve(func(http.ResponseWriter, *http.Request) error {
-		return errUnrecognized(404, "unrecognized request: "+r.Method+" "+r.URL.Path)
+	routed(a.mux, func(w http.ResponseWriter, r *http.Request, e *Error) {
+		a.serve(func(http.ResponseWriter, *http.Request) error { return e }).ServeHTTP(w, r)
 	}).ServeHTTP(w, r)
+}
+
+// Routed serves mux, answering an unknown path with 404 and a known path with the wrong
+// method with 405 (and its Allow header), both M_UNRECOGNIZED as the spec asks. The
+// federation listener uses it too.
+func Routed(mux *http.ServeMux) http.Handler {
+	return routed(mux, func(w http.ResponseWriter, _ *http.Request, e *Error) { writeError(w, e) })
+}
+
+func routed(mux *http.ServeMux, fail func(http.ResponseWriter, *http.Request, *Error)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h, pattern := mux.Handler(r)
+		if pattern != "" {
+			mux.ServeHTTP(w, r) // not h: only ServeHTTP fills in r.PathValue
+			return
+		}
+		// The mux's own 404/405 handler: learn which it is without letting it write.
+		probe := &statusProbe{header: http.Header{}}
+		h.ServeHTTP(probe, r)
+		if probe.status == http.StatusMethodNotAllowed {
+			w.Header().Set("Allow", probe.header.Get("Allow"))
+			fail(w, r, errUnrecognized(405, "method "+r.Method+" is not allowed on "+r.URL.Path))
+			return
+		}
+		fail(w, r, errUnrecognized(404, "unrecognized request: "+r.Method+" "+r.URL.Path))
+	})
 }
 
 type statusProbe struct {

@@ -21,6 +21,7 @@ import (
 
 	"maunium.net/go/mautrix/id"
 
+	"fyr/federation/inbound"
 	"fyr/federation/keys"
 	"fyr/federation/outbound"
 	"fyr/federation/transport"
@@ -63,6 +64,9 @@ type Server struct {
 	Keys       *keys.Ring        // this server's keys and the cache of remote servers' keys
 	FedClient  *transport.Client // requests to other servers' federation APIs
 	Outbound   *outbound.Queue   // durable delivery of PDUs and EDUs to other servers
+	// Inbound answers transactions from other servers; the rooms engine sets its PDUs field.
+	Inbound    *inbound.Transactions
+	verifier   *transport.Verifier
 	fedHandler http.Handler
 	fedCerts   *transport.CertStore
 	clientCert *transport.CertStore // nil: plain HTTP
@@ -109,6 +113,15 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (s *Server, 
 	s.Outbound = outbound.New(s.DB, outbound.TransportSender(s.FedClient, cfg.ServerName, time.Now), log, outbound.Options{})
 	s.Keys = keys.NewRing(s.DB, keys.NewLocal(cfg.ServerName, s.SigningKey, oldKeys),
 		keys.Options{Getter: s.FedClient, Notaries: keys.ParseNotaries(cfg.Federation.TrustedKeyServers), Log: log})
+	s.Inbound = &inbound.Transactions{DB: s.DB, Log: log}
+	s.verifier = transport.NewVerifier(cfg.ServerName, s.Keys)
+	s.verifier.Log = log
+	// Any authenticated request from a server is a sign of life: deliver what waits for it now,
+	// on a fresh connection if the old one went quiet.
+	s.verifier.Authenticated = func(origin string) {
+		s.Outbound.PeerAlive(origin)
+		s.FedClient.PeerAlive(origin)
+	}
 	s.Accounts = accounts.New(s.DB, cfg.ServerName)
 	if s.AdminToken, err = s.Accounts.AdminBootstrapToken(ctx); err != nil {
 		return nil, fmt.Errorf("admin bootstrap token: %w", err)
@@ -278,6 +291,8 @@ func (s *Server) Run(ctx context.Context) error {
 	go func() { defer wg.Done(); s.api.Run(bg) }()
 	go func() { defer wg.Done(); s.Media.Run(bg) }()
 	wg.Add(1)
+	go func() { defer wg.Done(); s.Inbound.Run(bg) }()
+	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		if err := s.Outbound.Run(bg); err != nil {
@@ -327,5 +342,6 @@ func (s *Server) federationMux() *http.ServeMux {
 	mux := http.NewServeMux()
 	s.Keys.Routes(mux)
 	mux.Handle("GET /_matrix/federation/v1/version", transport.VersionHandler(Version))
+	mux.Handle("PUT /_matrix/federation/v1/send/{txnID}", s.verifier.Authenticate(s.Inbound))
 	return mux
 }

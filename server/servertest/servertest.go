@@ -29,6 +29,7 @@ type Server struct {
 	*server.Server
 	Config *config.Config
 	URL    string // client API base URL
+	stop   func()
 }
 
 // Option changes the configuration before the server starts.
@@ -61,6 +62,12 @@ func Start(t testing.TB, opts ...Option) *Server {
 // StartWith runs a homeserver with exactly this configuration until the test ends.
 func StartWith(t testing.TB, cfg *config.Config) *Server {
 	t.Helper()
+	return start(t, cfg, nil)
+}
+
+// start runs a homeserver; setup, if set, sees it after New and before it serves.
+func start(t testing.TB, cfg *config.Config, setup func(*Server)) *Server {
+	t.Helper()
 	tw := &testWriter{t: t}
 	t.Cleanup(tw.stop) // runs after the shutdown below: cleanups run last-registered first
 	log := slog.New(slog.NewTextHandler(tw, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -70,15 +77,19 @@ func StartWith(t testing.TB, cfg *config.Config) *Server {
 		cancel()
 		t.Fatalf("servertest: start: %v", err)
 	}
+	s := &Server{Server: srv, Config: cfg, URL: srv.ClientURL()}
+	if setup != nil {
+		setup(s)
+	}
 	done := make(chan error, 1)
 	go func() { done <- srv.Run(ctx) }()
-	s := &Server{Server: srv, Config: cfg, URL: srv.ClientURL()}
-	t.Cleanup(func() {
+	s.stop = sync.OnceFunc(func() {
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("servertest: shutdown: %v", err)
 		}
 	})
+	t.Cleanup(s.stop)
 	s.waitReady(t)
 	return s
 }

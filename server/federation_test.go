@@ -165,3 +165,34 @@ func BenchmarkFederationCatchUp10k(b *testing.B) {
 		inOrderOnce(b, "catch-up", rec.got(), 10_000)
 	}
 }
+
+// TestFederatedProfile: a client of a.test reads the profile of a b.test user, which a.test
+// fetches with a signed federation query; a missing user is 404 on both sides.
+func TestFederatedProfile(t *testing.T) {
+	fed := servertest.Federation(t, "a.test", "b.test")
+	a, b := fed["a.test"], fed["b.test"]
+	bob := b.Register(t, "bob", "pw")
+	if err := bob.SetDisplayName(context.Background(), "Bob of B"); err != nil {
+		t.Fatal(err)
+	}
+	alice := a.Register(t, "alice", "pw")
+	p, err := alice.GetProfile(context.Background(), "@bob:b.test")
+	if err != nil || p.DisplayName != "Bob of B" {
+		t.Fatalf("remote profile = %+v, %v", p, err)
+	}
+	status, body, _ := a.Do(t, "GET", "/_matrix/client/v3/profile/@nobody:b.test", alice.AccessToken, nil)
+	if status != 404 {
+		t.Errorf("profile of a missing remote user = %d %s, want 404", status, body)
+	}
+	// A field query returns only that field.
+	var got map[string]any
+	if err := a.FedClient.Do(context.Background(), "b.test", "GET",
+		"/_matrix/federation/v1/query/profile?user_id=%40bob%3Ab.test&field=displayname", nil, &got); err != nil || len(got) != 1 || got["displayname"] != "Bob of B" {
+		t.Errorf("field query = %v, %v", got, err)
+	}
+	// b.test answers only for its own users.
+	if err := a.FedClient.Do(context.Background(), "b.test", "GET",
+		"/_matrix/federation/v1/query/profile?user_id=%40alice%3Aa.test", nil, &got); err == nil {
+		t.Error("b.test answered a profile query for a.test's user")
+	}
+}

@@ -8,12 +8,14 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sync"
@@ -123,6 +125,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (s *Server, 
 		s.FedClient.PeerAlive(origin)
 	}
 	s.Accounts = accounts.New(s.DB, cfg.ServerName)
+	s.Accounts.SetRemoteProfile(s.remoteProfile)
 	if s.AdminToken, err = s.Accounts.AdminBootstrapToken(ctx); err != nil {
 		return nil, fmt.Errorf("admin bootstrap token: %w", err)
 	}
@@ -182,6 +185,33 @@ func (s *Server) loadSecrets() error {
 	// stable across upgrades; voip reads it and handles rotation.
 	_, err = loadOrCreateSecret(filepath.Join(cfg.DataDir, TURNSecretFile))
 	return err
+}
+
+// localProfile answers other servers' profile queries.
+func (s *Server) localProfile(ctx context.Context, userID id.UserID) (map[string]json.RawMessage, bool, error) {
+	p, err := s.Accounts.Profile(ctx, userID)
+	if errors.Is(err, accounts.ErrNotFound) {
+		return nil, false, nil
+	}
+	return p, err == nil, err
+}
+
+// remoteProfile asks a user's server for their profile.
+func (s *Server) remoteProfile(ctx context.Context, userID id.UserID) (map[string]json.RawMessage, error) {
+	_, server, _ := userID.Parse()
+	var p map[string]json.RawMessage
+	err := s.FedClient.Do(ctx, server, "GET", "/_matrix/federation/v1/query/profile?user_id="+url.QueryEscape(string(userID)), nil, &p)
+	var re *transport.ResponseError
+	switch {
+	case err == nil:
+		return p, nil
+	case errors.As(err, &re) && re.StatusCode == http.StatusNotFound:
+		return nil, accounts.ErrNotFound
+	case errors.As(err, &re) && re.StatusCode == http.StatusForbidden:
+		return nil, accounts.ErrForbidden
+	default:
+		return nil, fmt.Errorf("%w: %v", accounts.ErrRemoteUnavailable, err)
+	}
 }
 
 // mediaLimits are the content repository's limits from the configuration.
@@ -343,5 +373,7 @@ func (s *Server) federationMux() *http.ServeMux {
 	s.Keys.Routes(mux)
 	mux.Handle("GET /_matrix/federation/v1/version", transport.VersionHandler(Version))
 	mux.Handle("PUT /_matrix/federation/v1/send/{txnID}", s.verifier.Authenticate(s.Inbound))
+	mux.Handle("GET /_matrix/federation/v1/query/profile", s.verifier.Authenticate(&inbound.ProfileQuery{
+		ServerName: s.cfg.ServerName, Profiles: s.localProfile}))
 	return mux
 }

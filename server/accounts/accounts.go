@@ -42,6 +42,8 @@ type Service struct {
 	uia    *uiaStore
 	nonces *nonceStore
 	seen   seenTracker
+
+	remoteProfile RemoteProfile // nil: remote profiles are not found
 }
 
 // New returns a Service for the server called serverName.

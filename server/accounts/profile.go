@@ -48,7 +48,10 @@ func (s *Service) Profile(ctx context.Context, userID id.UserID) (map[string]jso
 		return nil, fmt.Errorf("%w: %v", ErrInvalidParam, err)
 	}
 	if server != s.serverName {
-		return nil, ErrNotFound // remote profiles arrive with federation
+		if s.remoteProfile == nil {
+			return nil, ErrNotFound
+		}
+		return s.remoteProfile(ctx, userID)
 	}
 	fields, err := s.db.Profile(ctx, localpart)
 	if errors.Is(err, storage.ErrNotFound) {
@@ -63,6 +66,16 @@ func (s *Service) Profile(ctx context.Context, userID id.UserID) (map[string]jso
 	}
 	return out, nil
 }
+
+// RemoteProfile fetches another server's user's profile over federation. It returns
+// ErrNotFound when that server says so, and ErrRemoteUnavailable when it cannot be asked.
+type RemoteProfile func(ctx context.Context, userID id.UserID) (map[string]json.RawMessage, error)
+
+// ErrRemoteUnavailable means another server could not answer.
+var ErrRemoteUnavailable = errors.New("accounts: the user's server could not be reached")
+
+// SetRemoteProfile installs the federation lookup for remote users' profiles.
+func (s *Service) SetRemoteProfile(f RemoteProfile) { s.remoteProfile = f }
 
 // SetProfileField validates and stores one field of the caller's own profile.
 func (s *Service) SetProfileField(ctx context.Context, localpart, key string, value json.RawMessage) error {

@@ -71,6 +71,7 @@ var engineErrors = []struct {
 	{accounts.ErrProfileTooLarge, 400, "M_PROFILE_TOO_LARGE"},
 	{accounts.ErrKeyTooLarge, 400, "M_KEY_TOO_LARGE"},
 	{accounts.ErrSharedSecretUnset, 400, "M_UNKNOWN"},
+	{accounts.ErrRemoteUnavailable, 502, "M_UNKNOWN"},
 	{storage.ErrClosed, 503, "M_UNKNOWN"},
 
 	{media.ErrNotFound, 404, "M_NOT_FOUND"},

@@ -8,8 +8,8 @@ package server
 
 import (
 	"context"
-	"encoding/json"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -86,9 +86,10 @@ type Server struct {
 // addresses are known and clients can connect as soon as Run starts.
 func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (s *Server, err error) {
 	s = &Server{cfg: cfg, log: log}
+	self := s // s is nil by the time a failing return runs the deferred cleanup
 	defer func() {
 		if err != nil {
-			s.closeAll()
+			self.closeAll()
 		}
 	}()
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {

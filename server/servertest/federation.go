@@ -7,7 +7,9 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"fmt"
 	"math/big"
+	mrand "math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
@@ -48,16 +50,21 @@ func Federation(t testing.TB, names ...string) map[string]*Server {
 	return out
 }
 
-// freeAddr finds a free loopback port. Another process could take it before the server binds
-// it; on a test machine that is rare enough.
+// freeAddr picks an address for a federation listener on a random address of the loopback
+// range 127.0.0.0/8 (port 8448): ephemeral ports on 127.0.0.1 are taken and freed all the time
+// by other tests, but nothing else uses a random 127.x.y.z, so the address stays free between
+// now and the server's start, and across its restarts.
 func freeAddr(t testing.TB) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for range 20 {
+		addr := fmt.Sprintf("127.%d.%d.%d:8448", 1+mrand.IntN(250), mrand.IntN(256), 1+mrand.IntN(250))
+		if l, err := net.Listen("tcp", addr); err == nil {
+			l.Close()
+			return addr
+		}
 	}
-	defer l.Close()
-	return l.Addr().String()
+	t.Fatal("servertest: no free loopback address for a federation listener")
+	return ""
 }
 
 // testCA writes a fresh ECDSA CA certificate and key to a temporary directory.

@@ -87,6 +87,18 @@ func (l *Local) Response(now time.Time) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encode key response: %w", err)
 	}
+	if len(skr.OldVerifyKeys) == 0 {
+		// The spec's response always has old_verify_keys (Complement checks); mautrix's type
+		// omits an empty map.
+		var obj map[string]json.RawMessage
+		if err := json.Unmarshal(raw, &obj); err != nil {
+			return nil, fmt.Errorf("encode key response: %w", err)
+		}
+		obj["old_verify_keys"] = json.RawMessage(`{}`)
+		if raw, err = json.Marshal(obj); err != nil {
+			return nil, fmt.Errorf("encode key response: %w", err)
+		}
+	}
 	signed, err := addSignature(raw, l.serverName, l.key)
 	if err != nil {
 		return nil, fmt.Errorf("sign key response: %w", err)

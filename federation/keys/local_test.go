@@ -102,3 +102,21 @@ func TestLocalSignAddsSignature(t *testing.T) {
 		t.Errorf("origin signatures after Sign = %v, want the one there was", got)
 	}
 }
+
+// TestLocalResponseAlwaysHasOldKeys: old_verify_keys is present even when empty, as the spec's
+// response shape has it and Complement checks.
+func TestLocalResponseAlwaysHasOldKeys(t *testing.T) {
+	key := mustKey(t)
+	raw, err := keys.NewLocal("a.test", key, nil).Response(t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkSelfSigned(t, raw)
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &obj); err != nil {
+		t.Fatal(err)
+	}
+	if got := string(obj["old_verify_keys"]); got != "{}" {
+		t.Errorf("old_verify_keys = %q, want {}", got)
+	}
+}

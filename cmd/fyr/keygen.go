@@ -13,7 +13,6 @@ import (
 
 	"fyr/federation/keys"
 	"fyr/server"
-	"fyr/server/config"
 )
 
 const keygenUsage = `Usage: fyr keygen [--data-dir DIR] [--config FILE]
@@ -44,8 +43,7 @@ func runKeygen(_ context.Context, args []string) error {
 func keygen(args []string, out io.Writer, now time.Time) error {
 	fset := flag.NewFlagSet("fyr keygen", flag.ContinueOnError)
 	fset.Usage = func() { fmt.Fprint(fset.Output(), keygenUsage) }
-	dataDir := fset.String("data-dir", "", "data directory (as for fyr serve)")
-	configFile := fset.String("config", "", "configuration file (as for fyr serve)")
+	data := addDataFlags(fset)
 	if err := fset.Parse(args); err != nil {
 		return err
 	}
@@ -53,14 +51,7 @@ func keygen(args []string, out io.Writer, now time.Time) error {
 		fset.Usage()
 		return fmt.Errorf("%w: fyr keygen takes no arguments; try: fyr keygen --data-dir DIR", errUsage)
 	}
-	var cfgArgs []string
-	if *dataDir != "" {
-		cfgArgs = append(cfgArgs, "--data-dir", *dataDir)
-	}
-	if *configFile != "" {
-		cfgArgs = append(cfgArgs, "--config", *configFile)
-	}
-	cfg, _, err := config.Load(cfgArgs, os.Environ())
+	cfg, err := data.load()
 	if err != nil {
 		return err
 	}

@@ -10,7 +10,6 @@ import (
 	"strings"
 
 	"fyr/server/accounts"
-	"fyr/server/config"
 	"fyr/storage"
 )
 
@@ -36,8 +35,7 @@ func runUser(ctx context.Context, args []string) error {
 	fs.Usage = func() { fmt.Fprint(fs.Output(), userUsage) }
 	admin := fs.Bool("admin", false, "make the account a server admin")
 	passwordFile := fs.String("password-file", "", "read the password from this file (- for standard input)")
-	dataDir := fs.String("data-dir", "", "data directory (as for fyr serve)")
-	configFile := fs.String("config", "", "configuration file (as for fyr serve)")
+	data := addDataFlags(fs)
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
@@ -45,14 +43,7 @@ func runUser(ctx context.Context, args []string) error {
 		fs.Usage()
 		return fmt.Errorf("%w: give exactly one NAME, e.g. fyr user add alice", errUsage)
 	}
-	var cfgArgs []string
-	if *dataDir != "" {
-		cfgArgs = append(cfgArgs, "--data-dir", *dataDir)
-	}
-	if *configFile != "" {
-		cfgArgs = append(cfgArgs, "--config", *configFile)
-	}
-	cfg, _, err := config.Load(cfgArgs, os.Environ())
+	cfg, err := data.load()
 	if err != nil {
 		return err
 	}

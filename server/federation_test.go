@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -194,5 +195,43 @@ func TestFederatedProfile(t *testing.T) {
 	if err := a.FedClient.Do(context.Background(), "b.test", "GET",
 		"/_matrix/federation/v1/query/profile?user_id=%40alice%3Aa.test", nil, &got); err == nil {
 		t.Error("b.test answered a profile query for a.test's user")
+	}
+}
+
+// TestOpenID: a user asks their server for an OpenID token; another service (here b.test's
+// federation client) exchanges it at the user's server for the user ID, and nothing else.
+func TestOpenID(t *testing.T) {
+	fed := servertest.Federation(t, "a.test", "b.test")
+	a, b := fed["a.test"], fed["b.test"]
+	alice := a.Register(t, "alice", "pw")
+	ctx := context.Background()
+	var tok struct {
+		AccessToken      string `json:"access_token"`
+		TokenType        string `json:"token_type"`
+		MatrixServerName string `json:"matrix_server_name"`
+		ExpiresIn        int    `json:"expires_in"`
+	}
+	if _, err := alice.MakeRequest(ctx, "POST", alice.BuildClientURL("v3", "user", alice.UserID, "openid", "request_token"), struct{}{}, &tok); err != nil {
+		t.Fatal(err)
+	}
+	if tok.TokenType != "Bearer" || tok.MatrixServerName != "a.test" || tok.ExpiresIn != 3600 || tok.AccessToken == "" {
+		t.Fatalf("token = %+v", tok)
+	}
+	var info map[string]string
+	if err := b.FedClient.DoUnsigned(ctx, "a.test", "GET", "/_matrix/federation/v1/openid/userinfo?access_token="+tok.AccessToken, nil, &info); err != nil || info["sub"] != "@alice:a.test" {
+		t.Fatalf("userinfo = %v, %v", info, err)
+	}
+	if err := b.FedClient.DoUnsigned(ctx, "a.test", "GET", "/_matrix/federation/v1/openid/userinfo?access_token=forged", nil, &info); err == nil {
+		t.Error("a forged OpenID token was accepted")
+	}
+	// The OpenID token is not an access token.
+	status, _, _ := a.Do(t, "GET", "/_matrix/client/v3/account/whoami", tok.AccessToken, nil)
+	if status != 401 {
+		t.Errorf("whoami with an OpenID token = %d, want 401", status)
+	}
+	// Nor may one user ask for another's.
+	status, _, _ = a.Do(t, "POST", "/_matrix/client/v3/user/@bob:a.test/openid/request_token", alice.AccessToken, strings.NewReader("{}"))
+	if status != 403 {
+		t.Errorf("OpenID token for another user = %d, want 403", status)
 	}
 }

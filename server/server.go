@@ -197,6 +197,15 @@ func (s *Server) localProfile(ctx context.Context, userID id.UserID) (map[string
 	return p, err == nil, err
 }
 
+// openIDUser resolves an OpenID token for another service.
+func (s *Server) openIDUser(ctx context.Context, token string) (id.UserID, bool, error) {
+	u, err := s.Accounts.OpenIDUser(ctx, token)
+	if errors.Is(err, accounts.ErrUnknownToken) {
+		return "", false, nil
+	}
+	return u, err == nil, err
+}
+
 // remoteProfile asks a user's server for their profile.
 func (s *Server) remoteProfile(ctx context.Context, userID id.UserID) (map[string]json.RawMessage, error) {
 	_, server, _ := userID.Parse()
@@ -374,6 +383,7 @@ func (s *Server) federationMux() *http.ServeMux {
 	s.Keys.Routes(mux)
 	mux.Handle("GET /_matrix/federation/v1/version", transport.VersionHandler(Version))
 	mux.Handle("PUT /_matrix/federation/v1/send/{txnID}", s.verifier.Authenticate(s.Inbound))
+	mux.Handle("GET /_matrix/federation/v1/openid/userinfo", &inbound.OpenIDUserInfo{Lookup: s.openIDUser})
 	mux.Handle("GET /_matrix/federation/v1/query/profile", s.verifier.Authenticate(&inbound.ProfileQuery{
 		ServerName: s.cfg.ServerName, Profiles: s.localProfile}))
 	return mux

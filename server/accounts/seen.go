@@ -2,6 +2,7 @@ package accounts
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
@@ -60,8 +61,9 @@ func (s *Service) FlushSeen(ctx context.Context) error {
 	})
 }
 
-// Run flushes last-seen records every SeenFlushInterval until ctx ends, then once more. Call
-// it before closing the database's last user, and wait for it to return.
+// Run flushes last-seen records every SeenFlushInterval, and forgets expired OpenID tokens,
+// until ctx ends; then it flushes once more. Call it before closing the database's last user,
+// and wait for it to return.
 func (s *Service) Run(ctx context.Context) error {
 	tick := time.NewTicker(SeenFlushInterval)
 	defer tick.Stop()
@@ -70,7 +72,8 @@ func (s *Service) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return s.FlushSeen(context.Background())
 		case <-tick.C:
-			if err := s.FlushSeen(ctx); err != nil && ctx.Err() == nil {
+			err := errors.Join(s.FlushSeen(ctx), s.forgetOpenIDTokens(ctx))
+			if err != nil && ctx.Err() == nil {
 				return err
 			}
 		}

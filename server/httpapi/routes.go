@@ -21,6 +21,7 @@ func (a *API) routes() {
 	a.client("POST /account/password", a.authed(a.changePassword))
 	a.client("POST /account/deactivate", a.authed(a.deactivate))
 	a.client("GET /capabilities", a.authed(a.capabilities))
+	a.client("POST /user/{userID}/openid/request_token", a.authed(a.openIDToken))
 	a.client("GET /voip/turnServer", a.rateLimited("turn", a.authed(a.turnServer)))
 
 	a.client("GET /devices", a.authed(a.listDevices))

@@ -2,6 +2,7 @@
 //
 //	fyr serve [flags]           run the homeserver
 //	fyr user add [flags] NAME   create an account (works while the server runs)
+//	fyr keygen [flags]          rotate the signing key, keeping the old one for verification
 //	fyr version                 print the version
 package main
 

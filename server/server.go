@@ -110,7 +110,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (s *Server, 
 		return nil, err
 	}
 	if s.FedClient, err = transport.Setup(cfg.ServerName, s.SigningKey.ID, s.SigningKey.Private,
-		cfg.Federation.StaticPeers, cfg.Federation.CAFile, log); err != nil {
+		cfg.Federation.StaticPeers, cfg.Federation.CAFile, cfg.Federation.AllowPrivate, log); err != nil {
 		return nil, fmt.Errorf("federation client: %w", err)
 	}
 	s.Outbound = outbound.New(s.DB, outbound.TransportSender(s.FedClient, cfg.ServerName, time.Now), log, outbound.Options{})

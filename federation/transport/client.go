@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -23,6 +24,9 @@ import (
 var (
 	// ErrInvalidServerName is mautrix's: the name does not match the spec's grammar.
 	ErrInvalidServerName = federation.ErrInvalidServerName
+	// ErrAddressRefused means a destination resolved to an address this server may not
+	// contact (see Client.AllowAddr).
+	ErrAddressRefused = errors.New("transport: destination address not allowed")
 	// ErrResponseTooLarge: the response body exceeded Client.MaxResponseBytes.
 	ErrResponseTooLarge = errors.New("transport: response too large")
 	// ErrBadSignature: an X-Matrix signature does not verify.
@@ -109,6 +113,10 @@ type Client struct {
 	PingTimeout     time.Duration
 	WriteTimeout    time.Duration
 	StallTimeout    time.Duration
+
+	// AllowAddr decides whether the client may connect to addr for destination. Nil allows
+	// every address; Setup refuses non-public ones except for static peers.
+	AllowAddr func(destination string, addr netip.Addr) bool
 
 	MaxResponseBytes           int64
 	MaxConnsPerDestination     int

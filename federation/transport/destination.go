@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -146,6 +147,12 @@ func (c *Client) dialTLS(ctx context.Context, d *destination) (net.Conn, error) 
 
 // dial1 connects to one address and completes the TLS handshake within DialTimeout.
 func (c *Client) dial1(ctx context.Context, d *destination, addr string, cfg *tls.Config) (*tls.Conn, error) {
+	if c.AllowAddr != nil {
+		ap, err := netip.ParseAddrPort(addr)
+		if err != nil || !c.AllowAddr(d.name, ap.Addr().Unmap()) {
+			return nil, fmt.Errorf("%w: %s resolves to %s", ErrAddressRefused, d.name, addr)
+		}
+	}
 	ctx, cancel := context.WithTimeout(ctx, c.DialTimeout)
 	defer cancel()
 	dialer := &net.Dialer{

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -58,6 +59,9 @@ type Resolver struct {
 	DNS DNS
 	// StaticPeers pins server names to addresses; see StaticPeers.
 	StaticPeers StaticPeers
+	// AllowAddr decides whether a .well-known lookup may connect to addr for host. Nil
+	// allows every address.
+	AllowAddr func(host string, addr netip.Addr) bool
 	// RootCAs verifies .well-known servers. Nil: the system roots.
 	RootCAs *x509.CertPool
 	// WellKnownTransport fetches .well-known/matrix/server. Nil: direct HTTPS to port 443 of

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -197,6 +198,10 @@ func (r *Resolver) defaultWellKnownTransport() *http.Transport {
 			}
 			var errs []error
 			for _, ip := range ips {
+				if a, ok := netip.AddrFromSlice(ip); r.AllowAddr != nil && (!ok || !r.AllowAddr(host, a.Unmap())) {
+					errs = append(errs, fmt.Errorf("%w: %s resolves to %s", ErrAddressRefused, host, ip))
+					continue
+				}
 				d := net.Dialer{Timeout: DefaultDialTimeout}
 				conn, err := d.DialContext(ctx, network, net.JoinHostPort(ip.String(), port))
 				if err == nil {

@@ -4,7 +4,8 @@
 # ../shared/complement-runner/README.md for the contract. Complement hands over a fresh CA at
 # every container start, so the federation certificate is minted from it each time; state
 # lives in ./data so blueprints (stopped and committed containers) keep it. Rate limits are
-# off and the deprecated unauthenticated media paths on, as Complement's tests expect;
+# off, the deprecated unauthenticated media paths on, and federation may reach the private
+# container network where hs1, hs2 and Complement's own servers live, as the tests expect;
 # defaults are unchanged elsewhere.
 set -e
 exec ./fyr serve \
@@ -14,6 +15,7 @@ exec ./fyr serve \
 	--federation-addr 0.0.0.0:8448 \
 	--federation-tls-ca-cert /complement/ca/ca.crt \
 	--federation-tls-ca-key /complement/ca/ca.key \
+	--federation-allow-private-addresses \
 	--open-registration \
 	--registration-shared-secret complement \
 	--rate-login-per-second 0 \

@@ -99,7 +99,8 @@ type Federation struct {
 	StaticPeers string `yaml:"static_peers" flag:"federation-static-peers" help:"comma-separated name=host:port pairs pinning a server name to addresses without .well-known or DNS, e.g. b.example=10.0.0.2:8448 (repeat a name for more addresses)" reload:"no"`
 	// CAFile replaces the system roots for outbound federation TLS; empty means the system
 	// roots (which honour SSL_CERT_FILE).
-	CAFile string `yaml:"ca_file" flag:"federation-ca-file" help:"PEM bundle of the CAs trusted for outbound federation TLS, replacing the system roots (empty: system roots, which honour SSL_CERT_FILE)" reload:"no"`
+	CAFile       string `yaml:"ca_file" flag:"federation-ca-file" help:"PEM bundle of the CAs trusted for outbound federation TLS, replacing the system roots (empty: system roots, which honour SSL_CERT_FILE)" reload:"no"`
+	AllowPrivate bool   `yaml:"allow_private_addresses" flag:"federation-allow-private-addresses" help:"let federation reach servers on loopback and private networks found through DNS (static peers always may); for LAN-only deployments and test beds" reload:"no"`
 	// TrustedKeyServers are notaries asked, in order, for a server's signing keys when the
 	// server itself does not provide them; each notary's own keys are fetched from it directly.
 	TrustedKeyServers string `yaml:"trusted_key_servers" flag:"federation-trusted-key-servers" help:"comma-separated server names of notaries asked for a server's signing keys when it cannot be reached, e.g. matrix.org (empty: none)" reload:"yes"`

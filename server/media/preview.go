@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"golang.org/x/net/html"
+
+	"fyr/server/netpolicy"
 )
 
 // URL previews fetch a page the user is about to link to and return its OpenGraph data. The
@@ -81,41 +83,10 @@ func (p *previewer) checkDial(_, address string, _ syscall.RawConn) error {
 	if err != nil {
 		return ErrPreviewBlocked
 	}
-	if !publicAddr(ap.Addr().Unmap()) && !(p.allowLoopback && ap.Addr().Unmap().IsLoopback()) {
+	if !netpolicy.Public(ap.Addr()) && !(p.allowLoopback && ap.Addr().Unmap().IsLoopback()) {
 		return fmt.Errorf("%w: %s", ErrPreviewBlocked, ap.Addr())
 	}
 	return nil
-}
-
-// publicAddr reports whether a is an address a preview may fetch from.
-func publicAddr(a netip.Addr) bool {
-	if !a.IsValid() || a.IsLoopback() || a.IsPrivate() || a.IsLinkLocalUnicast() || a.IsLinkLocalMulticast() ||
-		a.IsInterfaceLocalMulticast() || a.IsMulticast() || a.IsUnspecified() {
-		return false
-	}
-	for _, p := range blockedPrefixes {
-		if p.Contains(a) {
-			return false
-		}
-	}
-	return true
-}
-
-// blockedPrefixes are special-purpose ranges that netip has no predicate for.
-var blockedPrefixes = []netip.Prefix{
-	netip.MustParsePrefix("0.0.0.0/8"),       // "this network"
-	netip.MustParsePrefix("100.64.0.0/10"),   // carrier-grade NAT
-	netip.MustParsePrefix("192.0.0.0/24"),    // IETF protocol assignments
-	netip.MustParsePrefix("198.18.0.0/15"),   // benchmarking
-	netip.MustParsePrefix("240.0.0.0/4"),     // reserved, and broadcast
-	netip.MustParsePrefix("64:ff9b::/96"),    // NAT64 can reach private IPv4
-	netip.MustParsePrefix("64:ff9b:1::/48"),  // local-use NAT64
-	netip.MustParsePrefix("2002::/16"),       // 6to4 embeds any IPv4
-	netip.MustParsePrefix("2001::/32"),       // Teredo
-	netip.MustParsePrefix("fec0::/10"),       // site-local (deprecated)
-	netip.MustParsePrefix("100::/64"),        // discard-only
-	netip.MustParsePrefix("2001:db8::/32"),   // documentation
-	netip.MustParsePrefix("::ffff:0:0:0/96"), // IPv4-translated
 }
 
 // Preview returns OpenGraph data for a URL: og:title, og:description, og:image (stored here

@@ -235,3 +235,29 @@ func TestOpenID(t *testing.T) {
 		t.Errorf("OpenID token for another user = %d, want 403", status)
 	}
 }
+
+// TestUnsendableItemDoesNotBlockQueue: an item that cannot be signed (an integer beyond
+// canonical JSON's range) is dropped instead of being retried forever in front of the rest.
+func TestUnsendableItemDoesNotBlockQueue(t *testing.T) {
+	fed := servertest.Federation(t, "a.test", "b.test")
+	a, b := fed["a.test"], fed["b.test"]
+	rec := listen(b)
+	ctx := context.Background()
+	if err := a.DB.Write(ctx, func(tx *storage.Tx) error {
+		return tx.EnqueueOutbound("b.test", storage.OutboundPDU, []byte(`{"n":9007199254740993}`), 0, 0)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	a.Outbound.Notify("b.test")
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if left, _ := a.DB.OutboundDestinations(ctx); len(left) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the unsendable item is still queued")
+		}
+	}
+	enqueue(t, a, 0, 3, "b.test")
+	waitCount(t, "events after the unsendable one", rec, 3)
+	inOrderOnce(t, "b.test", rec.got(), 3)
+}

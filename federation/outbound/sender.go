@@ -43,8 +43,13 @@ func (s *transportSender) SendTransaction(ctx context.Context, dest, txnID strin
 	return classify(err)
 }
 
-// permanent reports a refusal that retrying cannot fix: a 4xx other than 408 and 429.
+// permanent reports a failure that retrying cannot fix: a transaction that cannot even be
+// signed (one bad item would otherwise hold up the whole queue behind it, forever), or a
+// refusal with a 4xx other than 408 and 429.
 func permanent(err error) bool {
+	if errors.Is(err, transport.ErrUnsendable) {
+		return true
+	}
 	var re *transport.ResponseError
 	return errors.As(err, &re) && re.StatusCode >= 400 && re.StatusCode < 500 &&
 		re.StatusCode != 408 && re.StatusCode != 429

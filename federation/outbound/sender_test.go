@@ -2,6 +2,7 @@ package outbound
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 
 	"fyr/federation/transport"
@@ -19,6 +20,7 @@ func TestClassify(t *testing.T) {
 		{&transport.ResponseError{StatusCode: 500}, false},
 		{&transport.ResponseError{StatusCode: 502}, false},
 		{errors.New("dial tcp: connection refused"), false},
+		{fmt.Errorf("PUT b.test/send/1: %w: sign: too long number", transport.ErrUnsendable), true},
 	} {
 		if got := errors.Is(classify(tc.err), ErrRejected); got != tc.rejected {
 			t.Errorf("classify(%v) rejected = %v, want %v", tc.err, got, tc.rejected)

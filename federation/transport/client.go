@@ -24,6 +24,9 @@ import (
 var (
 	// ErrInvalidServerName is mautrix's: the name does not match the spec's grammar.
 	ErrInvalidServerName = federation.ErrInvalidServerName
+	// ErrUnsendable means the request itself cannot be made (its body does not encode or
+	// cannot be signed, e.g. an integer beyond canonical JSON's range): retrying won't help.
+	ErrUnsendable = errors.New("transport: request cannot be sent")
 	// ErrAddressRefused means a destination resolved to an address this server may not
 	// contact (see Client.AllowAddr).
 	ErrAddressRefused = errors.New("transport: destination address not allowed")
@@ -183,13 +186,13 @@ func (c *Client) GetJSON(ctx context.Context, destination, path string, into any
 
 func (c *Client) do(ctx context.Context, destination, method, path string, body, into any, sign bool) error {
 	if !strings.HasPrefix(path, "/") {
-		return fmt.Errorf("%s %s%s: path must start with /", method, destination, path)
+		return fmt.Errorf("%s %s%s: %w: path must start with /", method, destination, path, ErrUnsendable)
 	}
 	var content json.RawMessage
 	if body != nil {
 		var err error
 		if content, err = json.Marshal(body); err != nil {
-			return fmt.Errorf("%s %s%s: encode body: %w", method, destination, path, err)
+			return fmt.Errorf("%s %s%s: %w: encode body: %v", method, destination, path, ErrUnsendable, err)
 		}
 	} else if method == http.MethodPut || method == http.MethodPost {
 		content = json.RawMessage("{}")
@@ -215,7 +218,7 @@ func (c *Client) do(ctx context.Context, destination, method, path string, body,
 		// The signed URI is exactly what net/http puts on the request line.
 		auth, err := SignRequest(c.key, c.keyID, c.origin, destination, method, req.URL.RequestURI(), content)
 		if err != nil {
-			return fmt.Errorf("%s %s%s: sign: %w", method, destination, path, err)
+			return fmt.Errorf("%s %s%s: %w: sign: %v", method, destination, path, ErrUnsendable, err)
 		}
 		req.Header.Set("Authorization", auth.String())
 	}

@@ -12,7 +12,7 @@ SHARED  ?= ../shared
 # Arguments for `fyr serve` under `make run`, e.g. make run ARGS=--open-registration
 ARGS    ?=
 
-.PHONY: all build run test bench release complement clean
+.PHONY: all build run test bench netbed release complement clean
 
 all: build
 
@@ -33,6 +33,10 @@ test:
 # Benchmarks, e.g. group commit against one transaction per write.
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 2000x ./...
+
+# Federation over bad links (cut/heal, delay, loss, rate) in ../shared/netbed; needs root.
+netbed:
+	FYR_NETBED=1 FYR_NETBED_SH=$(abspath $(SHARED))/netbed/netbed.sh $(GO) test -count=1 -v -run TestNetbed -timeout 15m ./server/
 
 # Static binaries for the boards Fyr runs on.
 release:

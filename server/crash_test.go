@@ -33,6 +33,10 @@ func TestMain(m *testing.M) {
 		runCrashChild(dir)
 		return
 	}
+	if role := os.Getenv(netbedChildEnv); role != "" {
+		runNetbedChild(role)
+		return
+	}
 	os.Exit(m.Run())
 }
 

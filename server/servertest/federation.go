@@ -26,7 +26,7 @@ import (
 // addresses across Stop and Restart.
 func Federation(t testing.TB, names ...string) map[string]*Server {
 	t.Helper()
-	caCert, caKey := testCA(t)
+	caCert, caKey := TestCA(t)
 	addrs := map[string]string{}
 	for _, n := range names {
 		addrs[n] = freeAddr(t)
@@ -67,8 +67,10 @@ func freeAddr(t testing.TB) string {
 	return ""
 }
 
-// testCA writes a fresh ECDSA CA certificate and key to a temporary directory.
-func testCA(t testing.TB) (certPath, keyPath string) {
+// TestCA writes a fresh ECDSA CA certificate and key (PEM) to a temporary directory, for
+// servers that mint their federation certificates from it (federation.tls_ca_cert/key) and
+// trust it (federation.ca_file).
+func TestCA(t testing.TB) (certPath, keyPath string) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {

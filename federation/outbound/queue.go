@@ -311,16 +311,17 @@ func (q *Queue) idle(dest string, w *worker) bool {
 }
 
 // DefaultBackoff grows from 250 ms, doubling per failure with ±50% jitter, up to a cap that
-// depends on how long the destination has been down: 1 s for the first ten minutes, so that a
-// link that heals is used again within about a second even if the peer says nothing; 1 min
-// for the first six hours; 10 min after that. A request to a dead server costs a connection
-// attempt, so short early caps are cheap, and long outages settle into a slow poll.
+// depends on how long the destination has been down: 500 ms for the first ten minutes, so
+// that with the transport's 1 s connect timeout for failing destinations a link that heals is
+// used again within about two seconds even if the peer says nothing; 1 min for the first six
+// hours; 10 min after that. A request to a dead server costs a connection attempt, so short
+// early caps are cheap, and long outages settle into a slow poll.
 func DefaultBackoff(failures int, outage time.Duration) time.Duration {
 	d := 250 * time.Millisecond << min(failures-1, 16)
 	var limit time.Duration
 	switch {
 	case outage < 10*time.Minute:
-		limit = time.Second
+		limit = 500 * time.Millisecond
 	case outage < 6*time.Hour:
 		limit = time.Minute
 	default:

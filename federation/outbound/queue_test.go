@@ -276,7 +276,7 @@ func TestDefaultBackoff(t *testing.T) {
 		max      time.Duration
 	}{
 		{1, 0, 375 * time.Millisecond},
-		{10, 5 * time.Minute, 1500 * time.Millisecond},
+		{10, 5 * time.Minute, 750 * time.Millisecond},
 		{10, time.Hour, 90 * time.Second},
 		{30, 24 * time.Hour, 15 * time.Minute},
 	} {

@@ -43,6 +43,10 @@ var (
 const (
 	// DefaultDialTimeout bounds the TCP connect and TLS handshake to one address.
 	DefaultDialTimeout = 5 * time.Second
+	// DefaultFailingDialTimeout bounds connecting to a destination whose last request failed
+	// at the connection: after a silent cut every SYN vanishes, and a short attempt followed
+	// by a fresh one notices a healed link sooner than waiting for the kernel's retransmits.
+	DefaultFailingDialTimeout = time.Second
 	// DefaultRequestTimeout bounds a request whose context has no deadline.
 	DefaultRequestTimeout = 60 * time.Second
 	// DefaultIdleConnTimeout closes a connection unused for this long.
@@ -109,13 +113,16 @@ type Client struct {
 	// SSL_CERT_FILE). NewClient copies the resolver's.
 	RootCAs *x509.CertPool
 
-	DialTimeout     time.Duration
-	RequestTimeout  time.Duration
-	IdleConnTimeout time.Duration
-	PingInterval    time.Duration
-	PingTimeout     time.Duration
-	WriteTimeout    time.Duration
-	StallTimeout    time.Duration
+	DialTimeout time.Duration
+	// FailingDialTimeout replaces DialTimeout while the destination's last request failed
+	// at the connection; zero means DialTimeout.
+	FailingDialTimeout time.Duration
+	RequestTimeout     time.Duration
+	IdleConnTimeout    time.Duration
+	PingInterval       time.Duration
+	PingTimeout        time.Duration
+	WriteTimeout       time.Duration
+	StallTimeout       time.Duration
 
 	// AllowAddr decides whether the client may connect to addr for destination. Nil allows
 	// every address; Setup refuses non-public ones except for static peers.
@@ -142,6 +149,7 @@ func NewClient(origin string, keyID id.KeyID, key ed25519.PrivateKey, resolver *
 		Resolver:                   resolver,
 		RootCAs:                    resolver.RootCAs,
 		DialTimeout:                DefaultDialTimeout,
+		FailingDialTimeout:         DefaultFailingDialTimeout,
 		RequestTimeout:             DefaultRequestTimeout,
 		IdleConnTimeout:            DefaultIdleConnTimeout,
 		PingInterval:               DefaultPingInterval,

@@ -153,7 +153,13 @@ func (c *Client) dial1(ctx context.Context, d *destination, addr string, cfg *tl
 			return nil, fmt.Errorf("%w: %s resolves to %s", ErrAddressRefused, d.name, addr)
 		}
 	}
-	ctx, cancel := context.WithTimeout(ctx, c.DialTimeout)
+	timeout := c.DialTimeout
+	d.mu.Lock()
+	if d.failing && c.FailingDialTimeout > 0 {
+		timeout = c.FailingDialTimeout
+	}
+	d.mu.Unlock()
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	dialer := &net.Dialer{
 		// Idle connections are probed so a dead one leaves the pool before a request picks it.

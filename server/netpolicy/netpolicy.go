@@ -2,7 +2,7 @@
 // behalf. A URL preview or a federation request goes wherever a name resolves; without a
 // fence, anyone who can name a host can make the box probe its own LAN.
 //
-// It is not for the TURN relay, whose peer policy (server/voip) has its own allow-list.
+// The TURN relay's peer policy (server/voip) builds on Public and adds its own allow-list.
 package netpolicy
 
 import (
@@ -13,7 +13,8 @@ import (
 
 // Public reports whether a is a public unicast address: not loopback, private (RFC 1918,
 // fc00::/7), link-local, multicast, unspecified, nor one of the special ranges that can lead
-// back into a private network (CGNAT, NAT64, 6to4, Teredo, IPv4-translated) or are reserved.
+// back into a private network (CGNAT, NAT64, 6to4, Teredo, IPv4-translated) or are reserved
+// or for documentation.
 func Public(a netip.Addr) bool {
 	a = a.Unmap()
 	if !a.IsValid() || a.IsLoopback() || a.IsPrivate() || a.IsLinkLocalUnicast() || a.IsLinkLocalMulticast() ||
@@ -32,6 +33,9 @@ var special = []netip.Prefix{
 	netip.MustParsePrefix("0.0.0.0/8"),       // "this network"
 	netip.MustParsePrefix("100.64.0.0/10"),   // carrier-grade NAT
 	netip.MustParsePrefix("192.0.0.0/24"),    // IETF protocol assignments
+	netip.MustParsePrefix("192.0.2.0/24"),    // documentation
+	netip.MustParsePrefix("198.51.100.0/24"), // documentation
+	netip.MustParsePrefix("203.0.113.0/24"),  // documentation
 	netip.MustParsePrefix("198.18.0.0/15"),   // benchmarking
 	netip.MustParsePrefix("240.0.0.0/4"),     // reserved, and broadcast
 	netip.MustParsePrefix("64:ff9b::/96"),    // NAT64 can reach private IPv4

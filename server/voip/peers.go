@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+
+	"fyr/server/netpolicy"
 )
 
 // PeerPolicy decides which peers the relay may send to. A TURN relay that sends anywhere is
@@ -21,28 +23,6 @@ type PeerPolicy struct {
 	// relay ports MinPort–MaxPort.
 	RelayIP          netip.Addr
 	MinPort, MaxPort uint16
-}
-
-// refused lists the special-purpose ranges a relay must not reach unless allowed. Loopback,
-// link-local, multicast and unspecified addresses are refused by netip predicates.
-var refused = []netip.Prefix{
-	netip.MustParsePrefix("0.0.0.0/8"),       // "this network": 0.x reaches the host itself on Linux
-	netip.MustParsePrefix("10.0.0.0/8"),      // private
-	netip.MustParsePrefix("100.64.0.0/10"),   // carrier-grade NAT
-	netip.MustParsePrefix("172.16.0.0/12"),   // private
-	netip.MustParsePrefix("192.0.0.0/24"),    // IETF protocol assignments
-	netip.MustParsePrefix("192.0.2.0/24"),    // documentation
-	netip.MustParsePrefix("192.168.0.0/16"),  // private
-	netip.MustParsePrefix("198.18.0.0/15"),   // benchmarking
-	netip.MustParsePrefix("198.51.100.0/24"), // documentation
-	netip.MustParsePrefix("203.0.113.0/24"),  // documentation
-	netip.MustParsePrefix("240.0.0.0/4"),     // reserved
-	netip.MustParsePrefix("64:ff9b::/96"),    // NAT64: reaches IPv4, private ranges included
-	netip.MustParsePrefix("64:ff9b:1::/48"),  // local-use NAT64
-	netip.MustParsePrefix("100::/64"),        // discard
-	netip.MustParsePrefix("2001:db8::/32"),   // documentation
-	netip.MustParsePrefix("2002::/16"),       // 6to4: wraps any IPv4 address
-	netip.MustParsePrefix("fc00::/7"),        // unique local
 }
 
 // never lists ranges that no allow-list opens.
@@ -103,13 +83,5 @@ func (p *PeerPolicy) general(ip netip.Addr) bool {
 			return true
 		}
 	}
-	if ip.IsPrivate() {
-		return false
-	}
-	for _, r := range refused {
-		if r.Contains(ip) {
-			return false
-		}
-	}
-	return true
+	return netpolicy.Public(ip)
 }

@@ -1,0 +1,478 @@
+package storage
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"strings"
+)
+
+// StateKey names one piece of room state.
+type StateKey struct {
+	Type     string
+	StateKey string
+}
+
+// StateMap maps state keys to event NIDs.
+type StateMap map[StateKey]int64
+
+// Room is one room's row.
+type Room struct {
+	NID         int64
+	ID          string
+	Version     string
+	SnapshotNID int64
+	MaxDepth    int64
+	Extremities []string
+	Published   bool
+	CreatedTS   int64
+}
+
+// Event is one stored event. JSON is the PDU as built or received.
+type Event struct {
+	NID         int64
+	ID          string
+	RoomNID     int64
+	Type        string
+	StateKey    *string
+	Sender      string
+	Depth       int64
+	OriginTS    int64
+	StreamPos   int64 // 0: not in any timeline (outlier, rejected, soft-failed)
+	StateBefore int64
+	Rejected    bool
+	SoftFailed  bool
+	RedactedBy  string
+	RelatesTo   string
+	RelType     string
+	JSON        []byte
+}
+
+// querier is what both the read pool and a write transaction can answer.
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+const roomCols = `room_nid, room_id, version, snapshot_nid, max_depth, extremities, published, created_ts`
+
+func scanRoom(row interface{ Scan(...any) error }) (*Room, error) {
+	var r Room
+	var ext string
+	if err := row.Scan(&r.NID, &r.ID, &r.Version, &r.SnapshotNID, &r.MaxDepth, &ext, &r.Published, &r.CreatedTS); err != nil {
+		return nil, notFound(err)
+	}
+	if err := json.Unmarshal([]byte(ext), &r.Extremities); err != nil {
+		return nil, fmt.Errorf("room %s: extremities: %w", r.ID, err)
+	}
+	return &r, nil
+}
+
+// RoomByID returns a room, or ErrNotFound.
+func (db *DB) RoomByID(ctx context.Context, roomID string) (*Room, error) {
+	return scanRoom(db.queryRow(ctx, `SELECT `+roomCols+` FROM rooms WHERE room_id = ?`, roomID))
+}
+
+// RoomByNID returns a room, or ErrNotFound.
+func (db *DB) RoomByNID(ctx context.Context, nid int64) (*Room, error) {
+	return scanRoom(db.queryRow(ctx, `SELECT `+roomCols+` FROM rooms WHERE room_nid = ?`, nid))
+}
+
+// InsertRoom creates a room's row and returns its NID. A room that exists is ErrExists.
+func (tx *Tx) InsertRoom(roomID, version string, now int64) (int64, error) {
+	res, err := tx.Exec(`INSERT INTO rooms (room_id, version, created_ts) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`, roomID, version, now)
+	if err != nil {
+		return 0, err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return 0, ErrExists
+	}
+	return res.LastInsertId()
+}
+
+const eventCols = `event_nid, event_id, room_nid, type, state_key, sender, depth, origin_ts,
+	coalesce(stream_pos, 0), state_before, rejected, soft_failed, coalesce(redacted_by, ''),
+	coalesce(relates_to, ''), coalesce(rel_type, ''), json`
+
+func scanEvent(row interface{ Scan(...any) error }) (*Event, error) {
+	var e Event
+	var sk sql.NullString
+	if err := row.Scan(&e.NID, &e.ID, &e.RoomNID, &e.Type, &sk, &e.Sender, &e.Depth, &e.OriginTS,
+		&e.StreamPos, &e.StateBefore, &e.Rejected, &e.SoftFailed, &e.RedactedBy, &e.RelatesTo, &e.RelType, &e.JSON); err != nil {
+		return nil, notFound(err)
+	}
+	if sk.Valid {
+		e.StateKey = &sk.String
+	}
+	return &e, nil
+}
+
+func queryEvents(ctx context.Context, q querier, query string, args ...any) ([]*Event, error) {
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []*Event
+	for rows.Next() {
+		e, err := scanEvent(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+// EventByID returns an event, or ErrNotFound.
+func (db *DB) EventByID(ctx context.Context, eventID string) (*Event, error) {
+	return scanEvent(db.queryRow(ctx, `SELECT `+eventCols+` FROM events WHERE event_id = ?`, eventID))
+}
+
+// EventByNID returns an event, or ErrNotFound.
+func (db *DB) EventByNID(ctx context.Context, nid int64) (*Event, error) {
+	return scanEvent(db.queryRow(ctx, `SELECT `+eventCols+` FROM events WHERE event_nid = ?`, nid))
+}
+
+// EventsByNID returns the events with these NIDs that exist, in no particular order.
+func (db *DB) EventsByNID(ctx context.Context, nids []int64) ([]*Event, error) {
+	var out []*Event
+	for chunk := range chunks(nids, 500) {
+		evs, err := queryEvents(ctx, db.read, `SELECT `+eventCols+` FROM events WHERE event_nid IN (`+placeholders(len(chunk))+`)`, anys(chunk)...)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, evs...)
+	}
+	return out, nil
+}
+
+// EventsByID returns the events with these IDs that exist, in no particular order.
+func (db *DB) EventsByID(ctx context.Context, ids []string) ([]*Event, error) {
+	var out []*Event
+	for chunk := range chunks(ids, 500) {
+		evs, err := queryEvents(ctx, db.read, `SELECT `+eventCols+` FROM events WHERE event_id IN (`+placeholders(len(chunk))+`)`, anys(chunk)...)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, evs...)
+	}
+	return out, nil
+}
+
+// NewEvent is an event to persist with PersistEvent.
+type NewEvent struct {
+	ID       string
+	RoomNID  int64
+	Type     string
+	StateKey *string
+	Sender   string
+	Depth    int64
+	OriginTS int64
+	JSON     []byte
+	// Membership is the content's membership for m.room.member events.
+	Membership string
+	RelatesTo  string
+	RelType    string
+	// Redacts is the event a redaction redacts, marked redacted in the same write when it
+	// is in this room.
+	Redacts string
+	// Timeline: the event takes a stream position and joins the room's timeline. False for
+	// outliers.
+	Timeline bool
+	// Extremities replace the room's forward extremities when non-nil.
+	Extremities []string
+	// Txn records a client transaction ID for the event (idempotent /send).
+	TxnUser, TxnDevice, TxnID string
+}
+
+// Persisted is what PersistEvent assigned.
+type Persisted struct {
+	NID         int64
+	StreamPos   int64
+	StateBefore int64
+	StateAfter  int64
+}
+
+// PersistEvent stores ev in the caller's transaction: the event, its stream position, the
+// room's new current state (a new snapshot when ev is state), memberships, extremities and
+// depth. The event's ID must be new; a duplicate is ErrExists.
+func (tx *Tx) PersistEvent(ev *NewEvent) (*Persisted, error) {
+	var p Persisted
+	var snapshot, maxDepth int64
+	if err := tx.QueryRow(`SELECT snapshot_nid, max_depth FROM rooms WHERE room_nid = ?`, ev.RoomNID).Scan(&snapshot, &maxDepth); err != nil {
+		return nil, fmt.Errorf("room %d: %w", ev.RoomNID, notFound(err))
+	}
+	p.StateBefore, p.StateAfter = snapshot, snapshot
+	var pos any
+	if ev.Timeline {
+		n, err := tx.NextPos()
+		if err != nil {
+			return nil, err
+		}
+		p.StreamPos, pos = n, n
+	}
+	res, err := tx.Exec(`INSERT INTO events (event_id, room_nid, type, state_key, sender, depth, origin_ts, stream_pos,
+			state_before, relates_to, rel_type, json)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, nullif(?, ''), nullif(?, ''), ?) ON CONFLICT (event_id) DO NOTHING`,
+		ev.ID, ev.RoomNID, ev.Type, ev.StateKey, ev.Sender, ev.Depth, ev.OriginTS, pos, snapshot, ev.RelatesTo, ev.RelType, ev.JSON)
+	if err != nil {
+		return nil, err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return nil, fmt.Errorf("event %s: %w", ev.ID, ErrExists)
+	}
+	if p.NID, err = res.LastInsertId(); err != nil {
+		return nil, err
+	}
+	if ev.StateKey != nil && ev.Timeline {
+		key := StateKey{ev.Type, *ev.StateKey}
+		if p.StateAfter, err = tx.NewSnapshot(ev.RoomNID, snapshot, StateMap{key: p.NID}); err != nil {
+			return nil, err
+		}
+		if err := tx.setCurrent(ev.RoomNID, key, p.NID, ev.Membership, p.StreamPos); err != nil {
+			return nil, err
+		}
+		if ev.Type == "m.room.member" {
+			if _, err := tx.Exec(`INSERT INTO membership_log (stream_pos, room_nid, user_id, membership, event_nid) VALUES (?, ?, ?, ?, ?)`,
+				p.StreamPos, ev.RoomNID, *ev.StateKey, ev.Membership, p.NID); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if ev.Redacts != "" && ev.Timeline {
+		if _, err := tx.Exec(`UPDATE events SET redacted_by = ? WHERE event_id = ? AND room_nid = ? AND redacted_by IS NULL`,
+			ev.ID, ev.Redacts, ev.RoomNID); err != nil {
+			return nil, err
+		}
+	}
+	if ev.Timeline {
+		ext := "[]"
+		if ev.Extremities != nil {
+			b, _ := json.Marshal(ev.Extremities)
+			ext = string(b)
+		}
+		if _, err := tx.Exec(`UPDATE rooms SET snapshot_nid = ?, max_depth = max(max_depth, ?),
+				extremities = CASE WHEN ? THEN ? ELSE extremities END WHERE room_nid = ?`,
+			p.StateAfter, ev.Depth, ev.Extremities != nil, ext, ev.RoomNID); err != nil {
+			return nil, err
+		}
+	}
+	if ev.TxnID != "" {
+		if _, err := tx.Exec(`INSERT INTO room_txn_ids (user_id, device_id, txn_id, event_id, ts) VALUES (?, ?, ?, ?, ?)`,
+			ev.TxnUser, ev.TxnDevice, ev.TxnID, ev.ID, ev.OriginTS); err != nil {
+			return nil, err
+		}
+	}
+	return &p, nil
+}
+
+func (tx *Tx) setCurrent(roomNID int64, key StateKey, eventNID int64, membership string, pos int64) error {
+	_, err := tx.Exec(`INSERT INTO current_state (room_nid, type, state_key, event_nid, membership, stream_pos)
+		VALUES (?, ?, ?, ?, nullif(?, ''), ?)
+		ON CONFLICT (room_nid, type, state_key) DO UPDATE SET event_nid = excluded.event_nid,
+			membership = excluded.membership, stream_pos = excluded.stream_pos`,
+		roomNID, key.Type, key.StateKey, eventNID, membership, pos)
+	return err
+}
+
+// TxnEvent returns the event ID a client transaction produced, or ErrNotFound.
+func (db *DB) TxnEvent(ctx context.Context, userID, deviceID, txnID string) (string, error) {
+	var eventID string
+	err := db.queryRow(ctx, `SELECT event_id FROM room_txn_ids WHERE user_id = ? AND device_id = ? AND txn_id = ?`,
+		userID, deviceID, txnID).Scan(&eventID)
+	return eventID, notFound(err)
+}
+
+// TxnIDOf returns the transaction ID with which this device sent eventID, or "".
+func (db *DB) TxnIDOf(ctx context.Context, userID, deviceID, eventID string) string {
+	var txnID string
+	db.queryRow(ctx, `SELECT txn_id FROM room_txn_ids WHERE user_id = ? AND device_id = ? AND event_id = ?`,
+		userID, deviceID, eventID).Scan(&txnID)
+	return txnID
+}
+
+// CurrentState returns the room's current state from the current_state table.
+func (db *DB) CurrentState(ctx context.Context, roomNID int64) (StateMap, error) {
+	rows, err := db.read.QueryContext(ctx, `SELECT type, state_key, event_nid FROM current_state WHERE room_nid = ?`, roomNID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	m := StateMap{}
+	for rows.Next() {
+		var k StateKey
+		var nid int64
+		if err := rows.Scan(&k.Type, &k.StateKey, &nid); err != nil {
+			return nil, err
+		}
+		m[k] = nid
+	}
+	return m, rows.Err()
+}
+
+// Member is one current membership of a room.
+type Member struct {
+	UserID     string
+	Membership string
+	EventNID   int64
+}
+
+// Members lists a room's current members whose membership is one of memberships (all when
+// empty).
+func (db *DB) Members(ctx context.Context, roomNID int64, memberships ...string) ([]Member, error) {
+	q := `SELECT state_key, membership, event_nid FROM current_state WHERE room_nid = ? AND type = 'm.room.member'`
+	args := []any{roomNID}
+	if len(memberships) > 0 {
+		q += ` AND membership IN (` + placeholders(len(memberships)) + `)`
+		args = append(args, anys(memberships)...)
+	}
+	rows, err := db.read.QueryContext(ctx, q+` ORDER BY state_key`, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Member
+	for rows.Next() {
+		var m Member
+		if err := rows.Scan(&m.UserID, &m.Membership, &m.EventNID); err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	return out, rows.Err()
+}
+
+// Membership returns a user's current membership in a room ("" when none).
+func (db *DB) Membership(ctx context.Context, roomNID int64, userID string) (string, int64, error) {
+	var m string
+	var nid int64
+	err := db.queryRow(ctx, `SELECT membership, event_nid FROM current_state WHERE room_nid = ? AND type = 'm.room.member' AND state_key = ?`,
+		roomNID, userID).Scan(&m, &nid)
+	if err = notFound(err); err == ErrNotFound {
+		return "", 0, nil
+	}
+	return m, nid, err
+}
+
+// UserRoom is one room a user has a membership in.
+type UserRoom struct {
+	RoomNID    int64
+	RoomID     string
+	Membership string
+	EventNID   int64
+	StreamPos  int64
+}
+
+// UserRooms lists the rooms where a user's current membership is one of memberships.
+func (db *DB) UserRooms(ctx context.Context, userID string, memberships ...string) ([]UserRoom, error) {
+	q := `SELECT c.room_nid, r.room_id, c.membership, c.event_nid, c.stream_pos FROM current_state c JOIN rooms r USING (room_nid)
+		WHERE c.type = 'm.room.member' AND c.state_key = ?`
+	args := []any{userID}
+	if len(memberships) > 0 {
+		q += ` AND c.membership IN (` + placeholders(len(memberships)) + `)`
+		args = append(args, anys(memberships)...)
+	}
+	rows, err := db.read.QueryContext(ctx, q+` ORDER BY c.room_nid`, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []UserRoom
+	for rows.Next() {
+		var u UserRoom
+		if err := rows.Scan(&u.RoomNID, &u.RoomID, &u.Membership, &u.EventNID, &u.StreamPos); err != nil {
+			return nil, err
+		}
+		out = append(out, u)
+	}
+	return out, rows.Err()
+}
+
+// LastJoinPos returns the stream position of the user's latest join to the room, or 0.
+func (db *DB) LastJoinPos(ctx context.Context, roomNID int64, userID string) (int64, error) {
+	var pos sql.NullInt64
+	err := db.queryRow(ctx, `SELECT max(stream_pos) FROM membership_log WHERE room_nid = ? AND user_id = ? AND membership = 'join'`,
+		roomNID, userID).Scan(&pos)
+	return pos.Int64, err
+}
+
+// RoomEvents pages through a room's timeline by stream position. Forwards it returns events
+// with from < pos <= to in ascending order; backwards, events with to < pos <= from in
+// descending order. to = 0 means no bound.
+func (db *DB) RoomEvents(ctx context.Context, roomNID, from, to int64, backwards bool, limit int) ([]*Event, error) {
+	if backwards {
+		return queryEvents(ctx, db.read, `SELECT `+eventCols+` FROM events WHERE room_nid = ? AND stream_pos IS NOT NULL
+			AND stream_pos <= ? AND stream_pos > ? ORDER BY stream_pos DESC LIMIT ?`, roomNID, from, to, limit)
+	}
+	if to == 0 {
+		to = 1 << 62
+	}
+	return queryEvents(ctx, db.read, `SELECT `+eventCols+` FROM events WHERE room_nid = ? AND stream_pos IS NOT NULL
+		AND stream_pos > ? AND stream_pos <= ? ORDER BY stream_pos ASC LIMIT ?`, roomNID, from, to, limit)
+}
+
+// EventNear returns the timeline event closest to ts in a direction: the first at or after
+// ts going forwards, the last at or before it going backwards.
+func (db *DB) EventNear(ctx context.Context, roomNID, ts int64, backwards bool) (*Event, error) {
+	if backwards {
+		return scanEvent(db.queryRow(ctx, `SELECT `+eventCols+` FROM events WHERE room_nid = ? AND stream_pos IS NOT NULL
+			AND origin_ts <= ? ORDER BY origin_ts DESC, stream_pos DESC LIMIT 1`, roomNID, ts))
+	}
+	return scanEvent(db.queryRow(ctx, `SELECT `+eventCols+` FROM events WHERE room_nid = ? AND stream_pos IS NOT NULL
+		AND origin_ts >= ? ORDER BY origin_ts ASC, stream_pos ASC LIMIT 1`, roomNID, ts))
+}
+
+// Relations lists the timeline events relating to eventID, newest first, filtered by
+// relation and event type when given, with stream positions below before (0: no bound).
+func (db *DB) Relations(ctx context.Context, eventID, relType, eventType string, before, after int64, backwards bool, limit int) ([]*Event, error) {
+	q := `SELECT ` + eventCols + ` FROM events WHERE relates_to = ? AND stream_pos IS NOT NULL`
+	args := []any{eventID}
+	if relType != "" {
+		q += ` AND rel_type = ?`
+		args = append(args, relType)
+	}
+	if eventType != "" {
+		q += ` AND type = ?`
+		args = append(args, eventType)
+	}
+	if before > 0 {
+		q += ` AND stream_pos < ?`
+		args = append(args, before)
+	}
+	if after > 0 {
+		q += ` AND stream_pos > ?`
+		args = append(args, after)
+	}
+	if backwards {
+		q += ` ORDER BY stream_pos DESC LIMIT ?`
+	} else {
+		q += ` ORDER BY stream_pos ASC LIMIT ?`
+	}
+	return queryEvents(ctx, db.read, q, append(args, limit)...)
+}
+
+func placeholders(n int) string {
+	return strings.TrimSuffix(strings.Repeat("?,", n), ",")
+}
+
+func anys[T any](xs []T) []any {
+	out := make([]any, len(xs))
+	for i, x := range xs {
+		out[i] = x
+	}
+	return out
+}
+
+func chunks[T any](xs []T, n int) func(func([]T) bool) {
+	return func(yield func([]T) bool) {
+		for len(xs) > 0 {
+			k := min(n, len(xs))
+			if !yield(xs[:k]) {
+				return
+			}
+			xs = xs[k:]
+		}
+	}
+}

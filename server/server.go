@@ -31,6 +31,7 @@ import (
 	"fyr/server/config"
 	"fyr/server/httpapi"
 	"fyr/server/media"
+	"fyr/server/rooms"
 	"fyr/server/voip"
 	"fyr/storage"
 	"fyr/storage/atomicfile"
@@ -61,6 +62,7 @@ type Server struct {
 	Accounts   *accounts.Service
 	Media      *media.Service
 	VoIP       *voip.Service
+	Rooms      *rooms.Engine
 	api        *httpapi.API
 	SigningKey *keys.SigningKey
 	Keys       *keys.Ring        // this server's keys and the cache of remote servers' keys
@@ -139,7 +141,10 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (s *Server, 
 	if s.VoIP, err = voip.Start(cfg, filepath.Join(cfg.DataDir, TURNSecretFile), turnOpts); err != nil {
 		return nil, err
 	}
-	s.api = httpapi.New(httpapi.Engines{Accounts: s.Accounts, Media: s.Media, VoIP: s.VoIP}, cfg, log)
+	s.Rooms = rooms.New(s.DB, rooms.Options{ServerName: cfg.ServerName, Key: s.SigningKey, Log: log,
+		Profile: s.memberProfile, KeyFunc: s.Keys.KeyFunc(ctx)})
+	s.Rooms.SetOutbox(outbox{s.Outbound})
+	s.api = httpapi.New(httpapi.Engines{Accounts: s.Accounts, Media: s.Media, VoIP: s.VoIP, Rooms: s.Rooms}, cfg, log)
 	// The client listener serves the federation paths too, as Synapse's does, so that one
 	// reverse-proxy upstream can carry both; they are signed requests or public keys.
 	s.fedHandler = httpapi.Routed(s.federationMux())
@@ -195,6 +200,36 @@ func (s *Server) localProfile(ctx context.Context, userID id.UserID) (map[string
 		return nil, false, nil
 	}
 	return p, err == nil, err
+}
+
+// memberProfile is the display name and avatar a local user's membership events carry.
+func (s *Server) memberProfile(ctx context.Context, u id.UserID) (name, avatar string) {
+	p, err := s.Accounts.Profile(ctx, u)
+	if err != nil {
+		return "", ""
+	}
+	json.Unmarshal(p["displayname"], &name)
+	json.Unmarshal(p["avatar_url"], &avatar)
+	return name, avatar
+}
+
+// outbox hands the rooms engine's PDUs to the durable federation queue.
+type outbox struct{ q *outbound.Queue }
+
+func (o outbox) EnqueuePDU(tx *storage.Tx, destinations []string, pdu []byte) error {
+	now := time.Now().UnixMilli()
+	for _, d := range destinations {
+		if err := tx.EnqueueOutbound(d, storage.OutboundPDU, pdu, now, 0); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (o outbox) Notify(destinations []string) {
+	for _, d := range destinations {
+		o.q.Notify(d)
+	}
 }
 
 // openIDUser resolves an OpenID token for another service.

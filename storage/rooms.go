@@ -41,6 +41,7 @@ type Event struct {
 	OriginTS    int64
 	StreamPos   int64 // 0: not in any timeline (outlier, rejected, soft-failed)
 	StateBefore int64
+	ReplacesNID int64
 	Rejected    bool
 	SoftFailed  bool
 	RedactedBy  string
@@ -92,14 +93,19 @@ func (tx *Tx) InsertRoom(roomID, version string, now int64) (int64, error) {
 }
 
 const eventCols = `event_nid, event_id, room_nid, type, state_key, sender, depth, origin_ts,
-	coalesce(stream_pos, 0), state_before, rejected, soft_failed, coalesce(redacted_by, ''),
+	coalesce(stream_pos, 0), state_before, replaces_nid, rejected, soft_failed, coalesce(redacted_by, ''),
 	coalesce(relates_to, ''), coalesce(rel_type, ''), json`
+
+// eventColsE is eventCols qualified with the alias e, for joins.
+const eventColsE = `e.event_nid, e.event_id, e.room_nid, e.type, e.state_key, e.sender, e.depth, e.origin_ts,
+	coalesce(e.stream_pos, 0), e.state_before, e.replaces_nid, e.rejected, e.soft_failed, coalesce(e.redacted_by, ''),
+	coalesce(e.relates_to, ''), coalesce(e.rel_type, ''), e.json`
 
 func scanEvent(row interface{ Scan(...any) error }) (*Event, error) {
 	var e Event
 	var sk sql.NullString
 	if err := row.Scan(&e.NID, &e.ID, &e.RoomNID, &e.Type, &sk, &e.Sender, &e.Depth, &e.OriginTS,
-		&e.StreamPos, &e.StateBefore, &e.Rejected, &e.SoftFailed, &e.RedactedBy, &e.RelatesTo, &e.RelType, &e.JSON); err != nil {
+		&e.StreamPos, &e.StateBefore, &e.ReplacesNID, &e.Rejected, &e.SoftFailed, &e.RedactedBy, &e.RelatesTo, &e.RelType, &e.JSON); err != nil {
 		return nil, notFound(err)
 	}
 	if sk.Valid {
@@ -228,6 +234,17 @@ func (tx *Tx) PersistEvent(ev *NewEvent) (*Persisted, error) {
 	}
 	if ev.StateKey != nil && ev.Timeline {
 		key := StateKey{ev.Type, *ev.StateKey}
+		var replaces int64
+		err := tx.QueryRow(`SELECT event_nid FROM current_state WHERE room_nid = ? AND type = ? AND state_key = ?`,
+			ev.RoomNID, key.Type, key.StateKey).Scan(&replaces)
+		if err != nil && err != sql.ErrNoRows {
+			return nil, err
+		}
+		if replaces != 0 {
+			if _, err := tx.Exec(`UPDATE events SET replaces_nid = ? WHERE event_nid = ?`, replaces, p.NID); err != nil {
+				return nil, err
+			}
+		}
 		if p.StateAfter, err = tx.NewSnapshot(ev.RoomNID, snapshot, StateMap{key: p.NID}); err != nil {
 			return nil, err
 		}
@@ -475,4 +492,136 @@ func chunks[T any](xs []T, n int) func(func([]T) bool) {
 			xs = xs[k:]
 		}
 	}
+}
+
+// CurrentEntry is one piece of a room's current state.
+type CurrentEntry struct {
+	Key        StateKey
+	EventNID   int64
+	EventID    string
+	Membership string
+}
+
+// CurrentStateEntries returns the room's current state with event IDs and memberships.
+func (db *DB) CurrentStateEntries(ctx context.Context, roomNID int64) ([]CurrentEntry, error) {
+	rows, err := db.read.QueryContext(ctx, `SELECT c.type, c.state_key, c.event_nid, e.event_id, coalesce(c.membership, '')
+		FROM current_state c JOIN events e USING (event_nid) WHERE c.room_nid = ?`, roomNID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []CurrentEntry
+	for rows.Next() {
+		var c CurrentEntry
+		if err := rows.Scan(&c.Key.Type, &c.Key.StateKey, &c.EventNID, &c.EventID, &c.Membership); err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// CurrentStateEvents returns the events of a room's current state, optionally of one type.
+func (db *DB) CurrentStateEvents(ctx context.Context, roomNID int64, typ string) ([]*Event, error) {
+	q := `SELECT ` + eventColsE + ` FROM current_state c JOIN events e USING (event_nid) WHERE c.room_nid = ?`
+	args := []any{roomNID}
+	if typ != "" {
+		q += ` AND c.type = ?`
+		args = append(args, typ)
+	}
+	return queryEvents(ctx, db.read, q, args...)
+}
+
+// CurrentStateEvent returns one event of a room's current state, or ErrNotFound.
+func (db *DB) CurrentStateEvent(ctx context.Context, roomNID int64, key StateKey) (*Event, error) {
+	return scanEvent(db.queryRow(ctx, `SELECT `+eventColsE+` FROM current_state c JOIN events e USING (event_nid)
+		WHERE c.room_nid = ? AND c.type = ? AND c.state_key = ?`, roomNID, key.Type, key.StateKey))
+}
+
+// SetPublished lists or unlists a room in the public room directory.
+func (tx *Tx) SetPublished(roomNID int64, published bool) error {
+	_, err := tx.Exec(`UPDATE rooms SET published = ? WHERE room_nid = ?`, published, roomNID)
+	return err
+}
+
+// InsertAlias maps alias to a room. An alias in use is ErrExists.
+func (tx *Tx) InsertAlias(alias, roomID, creator string) error {
+	res, err := tx.Exec(`INSERT INTO room_aliases (alias, room_id, creator) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`, alias, roomID, creator)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return ErrExists
+	}
+	return nil
+}
+
+// DeleteAlias removes an alias; a missing one is ErrNotFound.
+func (tx *Tx) DeleteAlias(alias string) error {
+	res, err := tx.Exec(`DELETE FROM room_aliases WHERE alias = ?`, alias)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
+// Alias is one room alias.
+type Alias struct {
+	Alias, RoomID, Creator string
+}
+
+// AliasByName resolves an alias, or ErrNotFound.
+func (db *DB) AliasByName(ctx context.Context, alias string) (*Alias, error) {
+	var a Alias
+	err := db.queryRow(ctx, `SELECT alias, room_id, creator FROM room_aliases WHERE alias = ?`, alias).Scan(&a.Alias, &a.RoomID, &a.Creator)
+	if err != nil {
+		return nil, notFound(err)
+	}
+	return &a, nil
+}
+
+// RoomAliases lists a room's local aliases.
+func (db *DB) RoomAliases(ctx context.Context, roomID string) ([]string, error) {
+	rows, err := db.read.QueryContext(ctx, `SELECT alias FROM room_aliases WHERE room_id = ? ORDER BY alias`, roomID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []string{}
+	for rows.Next() {
+		var a string
+		if err := rows.Scan(&a); err != nil {
+			return nil, err
+		}
+		out = append(out, a)
+	}
+	return out, rows.Err()
+}
+
+// MoveAliases points every alias of one room at another (room upgrades).
+func (tx *Tx) MoveAliases(from, to string) error {
+	_, err := tx.Exec(`UPDATE room_aliases SET room_id = ? WHERE room_id = ?`, to, from)
+	return err
+}
+
+// Forget hides a room the user has left.
+func (tx *Tx) Forget(userID string, roomNID int64) error {
+	_, err := tx.Exec(`INSERT INTO forgotten_rooms (user_id, room_nid) VALUES (?, ?) ON CONFLICT DO NOTHING`, userID, roomNID)
+	return err
+}
+
+// Unforget clears the forgotten mark when the user comes back to the room.
+func (tx *Tx) Unforget(userID string, roomNID int64) error {
+	_, err := tx.Exec(`DELETE FROM forgotten_rooms WHERE user_id = ? AND room_nid = ?`, userID, roomNID)
+	return err
+}
+
+// Forgotten says whether the user forgot the room.
+func (db *DB) Forgotten(ctx context.Context, userID string, roomNID int64) (bool, error) {
+	var n int
+	err := db.queryRow(ctx, `SELECT count(*) FROM forgotten_rooms WHERE user_id = ? AND room_nid = ?`, userID, roomNID).Scan(&n)
+	return n > 0, err
 }

@@ -3,8 +3,8 @@ package storage_test
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"maps"
+	"math/rand/v2"
 	"testing"
 
 	"fyr/storage"

@@ -19,6 +19,7 @@ exec ./fyr serve \
 	--open-registration \
 	--registration-shared-secret complement \
 	--rate-login-per-second 0 \
+	--rate-messages-per-second 0 \
 	--media-uploads-per-second 0 \
 	--media-legacy-unauthenticated \
 	--log-level "${FYR_LOG_LEVEL:-info}"

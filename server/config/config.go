@@ -25,24 +25,26 @@ import "time"
 
 // Defaults. The zero value of a field never means "use the default": Default fills them in.
 const (
-	DefaultServerName     = "localhost"
-	DefaultDataDir        = "./fyr-data"
-	DefaultClientAddr     = "127.0.0.1:8008"
-	DefaultFederationAddr = "127.0.0.1:8448"
-	DefaultMaxBodyBytes   = 1 << 20 // 1 MiB, ample for any JSON request; media has its own limit
-	DefaultLogLevel       = "info"
-	DefaultLogFormat      = "text"
-	DefaultDatabaseFile   = "fyr.db"
-	DefaultConfigFile     = "fyr.yaml" // in the data directory, unless --config or FYR_CONFIG says otherwise
-	DefaultReadConns      = 4
-	DefaultLoginPerSecond = 0.2 // one attempt per five seconds per client address …
-	DefaultLoginBurst     = 5   // … after a burst of five
-	DefaultMaxUploadBytes = 100 << 20
-	DefaultMediaQuota     = 5 << 30
-	DefaultMaxPending     = 10
-	DefaultMaxThumbPixels = 32_000_000
-	DefaultUploadsPerSec  = 1.0
-	DefaultUploadBurst    = 10
+	DefaultServerName        = "localhost"
+	DefaultDataDir           = "./fyr-data"
+	DefaultClientAddr        = "127.0.0.1:8008"
+	DefaultFederationAddr    = "127.0.0.1:8448"
+	DefaultMaxBodyBytes      = 1 << 20 // 1 MiB, ample for any JSON request; media has its own limit
+	DefaultLogLevel          = "info"
+	DefaultLogFormat         = "text"
+	DefaultDatabaseFile      = "fyr.db"
+	DefaultConfigFile        = "fyr.yaml" // in the data directory, unless --config or FYR_CONFIG says otherwise
+	DefaultReadConns         = 4
+	DefaultLoginPerSecond    = 0.2 // one attempt per five seconds per client address …
+	DefaultLoginBurst        = 5   // … after a burst of five
+	DefaultMessagesPerSecond = 10  // a person types slower; a runaway bot does not
+	DefaultMessagesBurst     = 50
+	DefaultMaxUploadBytes    = 100 << 20
+	DefaultMediaQuota        = 5 << 30
+	DefaultMaxPending        = 10
+	DefaultMaxThumbPixels    = 32_000_000
+	DefaultUploadsPerSec     = 1.0
+	DefaultUploadBurst       = 10
 
 	DefaultTURNPort            = 3478 // TURN over UDP and TCP, as RFC 8656 assigns
 	DefaultTURNMinPort         = 49152
@@ -123,6 +125,10 @@ type Register struct {
 type RateLimits struct {
 	LoginPerSecond float64 `yaml:"login_per_second" flag:"rate-login-per-second" help:"sustained login and registration attempts per second per client address (0: unlimited)" reload:"yes"`
 	LoginBurst     int     `yaml:"login_burst" flag:"rate-login-burst" help:"attempts allowed at once before login_per_second applies" reload:"yes"`
+	// MessagesPerSecond limits each user's room events (messages, state, redactions, room
+	// creation); admins are exempt.
+	MessagesPerSecond float64 `yaml:"messages_per_second" flag:"rate-messages-per-second" help:"sustained room events per second per user (0: unlimited)" reload:"yes"`
+	MessagesBurst     int     `yaml:"messages_burst" flag:"rate-messages-burst" help:"room events allowed at once before messages_per_second applies" reload:"yes"`
 }
 
 // Media configures the content repository (uploads, downloads, thumbnails).
@@ -167,7 +173,8 @@ func Default() *Config {
 		Client:     Client{Addr: DefaultClientAddr, MaxBodyBytes: DefaultMaxBodyBytes},
 		Federation: Federation{Addr: DefaultFederationAddr},
 		Database:   Database{ReadConns: DefaultReadConns},
-		RateLimits: RateLimits{LoginPerSecond: DefaultLoginPerSecond, LoginBurst: DefaultLoginBurst},
+		RateLimits: RateLimits{LoginPerSecond: DefaultLoginPerSecond, LoginBurst: DefaultLoginBurst,
+			MessagesPerSecond: DefaultMessagesPerSecond, MessagesBurst: DefaultMessagesBurst},
 		Media: Media{MaxUploadBytes: DefaultMaxUploadBytes, QuotaBytes: DefaultMediaQuota, MaxPending: DefaultMaxPending,
 			MaxThumbPixels: DefaultMaxThumbPixels, UploadsPerSec: DefaultUploadsPerSec, UploadBurst: DefaultUploadBurst},
 		TURN: TURN{Enabled: true, MinPort: DefaultTURNMinPort, MaxPort: DefaultTURNMaxPort, TTL: DefaultTURNTTL,

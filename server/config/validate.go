@@ -141,6 +141,21 @@ var rules = []rule{
 		}
 		return "", ""
 	}},
+	{"rate_limits.messages_per_second", func(c *Config) (string, string) {
+		if r := c.RateLimits.MessagesPerSecond; !(r >= 0) || math.IsInf(r, 0) {
+			return "negative or not a number", "use 0 for no limit, or e.g. " + strconv.FormatFloat(DefaultMessagesPerSecond, 'g', -1, 64)
+		}
+		return "", ""
+	}},
+	{"rate_limits.messages_burst", func(c *Config) (string, string) {
+		switch b := c.RateLimits.MessagesBurst; {
+		case b < 0:
+			return "negative", fmt.Sprintf("use e.g. %d", DefaultMessagesBurst)
+		case b < 1 && c.RateLimits.MessagesPerSecond > 0:
+			return "below 1 while rate_limits.messages_per_second is set, so no event could ever be sent", fmt.Sprintf("use e.g. %d", DefaultMessagesBurst)
+		}
+		return "", ""
+	}},
 	{"media.max_upload_bytes", func(c *Config) (string, string) {
 		if c.Media.MaxUploadBytes < 1024 {
 			return "below 1024", fmt.Sprintf("use e.g. %d (100 MiB)", DefaultMaxUploadBytes)

@@ -15,6 +15,7 @@ import (
 	"fyr/server/accounts"
 	"fyr/server/config"
 	"fyr/server/media"
+	"fyr/server/rooms"
 	"fyr/server/voip"
 )
 
@@ -23,6 +24,7 @@ type Engines struct {
 	Accounts *accounts.Service
 	Media    *media.Service
 	VoIP     *voip.Service // nil: /voip/turnServer offers no TURN server
+	Rooms    *rooms.Engine
 }
 
 // API serves the client-server API. Create it with New and serve Handler().
@@ -30,6 +32,7 @@ type API struct {
 	accounts *accounts.Service
 	media    *media.Service
 	voip     *voip.Service
+	rooms    *rooms.Engine
 	cfg      atomic.Pointer[config.Config]
 	log      *slog.Logger
 	mux      *http.ServeMux
@@ -39,7 +42,7 @@ type API struct {
 // New returns the API for one server. cfg is read on every request, so Reload takes effect
 // at once for the settings marked reloadable.
 func New(e Engines, cfg *config.Config, log *slog.Logger) *API {
-	a := &API{accounts: e.Accounts, media: e.Media, voip: e.VoIP, log: log, mux: http.NewServeMux(), limits: newLimiter()}
+	a := &API{accounts: e.Accounts, media: e.Media, voip: e.VoIP, rooms: e.Rooms, log: log, mux: http.NewServeMux(), limits: newLimiter()}
 	a.cfg.Store(cfg)
 	a.routes()
 	return a

@@ -10,6 +10,7 @@ import (
 
 	"fyr/server/accounts"
 	"fyr/server/media"
+	"fyr/server/rooms"
 	"fyr/storage"
 )
 
@@ -89,6 +90,17 @@ var engineErrors = []struct {
 	{media.ErrPreviewFetch, 502, "M_UNKNOWN"},
 	{media.ErrRemoteTooLarge, 502, "M_TOO_LARGE"},
 	{media.ErrRemoteFailed, 502, "M_UNKNOWN"},
+
+	{rooms.ErrNotFound, 404, "M_NOT_FOUND"},
+	{rooms.ErrForbidden, 403, "M_FORBIDDEN"},
+	{rooms.ErrInvalidParam, 400, "M_INVALID_PARAM"},
+	{rooms.ErrBadJSON, 400, "M_BAD_JSON"},
+	{rooms.ErrTooLarge, 413, "M_TOO_LARGE"},
+	{rooms.ErrUnsupportedVersion, 400, "M_UNSUPPORTED_ROOM_VERSION"},
+	{rooms.ErrRoomInUse, 400, "M_ROOM_IN_USE"},
+	{rooms.ErrBadAlias, 400, "M_BAD_ALIAS"},
+	{rooms.ErrRemote, 502, "M_UNKNOWN"},
+	{rooms.ErrLimitExceeded, 429, "M_LIMIT_EXCEEDED"},
 }
 
 // asAPIError turns any error into the Error the client sees. Unknown errors become
@@ -109,7 +121,7 @@ func asAPIError(err error) *Error {
 // clientMessage strips the engine package's prefix ("accounts: ") for the client.
 func clientMessage(err error) string {
 	msg := err.Error()
-	for _, p := range []string{"accounts: ", "media: "} {
+	for _, p := range []string{"accounts: ", "media: ", "rooms: "} {
 		if strings.HasPrefix(msg, p) {
 			return msg[len(p):]
 		}

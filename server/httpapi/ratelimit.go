@@ -91,3 +91,20 @@ func (a *API) rateLimited(class string, h handlerFunc) handlerFunc {
 		return h(w, r)
 	}
 }
+
+// userLimited limits an authenticated user's room events per user (not per address: many
+// users may share an office's address). Admins are exempt. Use inside authed.
+func (a *API) userLimited(h handlerFunc) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		c := caller(r)
+		rl := a.cfg.Load().RateLimits
+		if !c.Admin {
+			if ok, wait := a.limits.allow("user:"+string(c.UserID), rl.MessagesPerSecond, rl.MessagesBurst); !ok {
+				e := newErr(http.StatusTooManyRequests, "M_LIMIT_EXCEEDED", "too many events; slow down")
+				e.RetryAfter = wait
+				return e
+			}
+		}
+		return h(w, r)
+	}
+}

@@ -38,6 +38,9 @@ func (a *API) routes() {
 	if a.media != nil {
 		a.mediaRoutes()
 	}
+	if a.rooms != nil {
+		a.roomRoutes()
+	}
 
 	a.handle("GET /_synapse/admin/v1/register", a.sharedSecretNonce)
 	a.handle("POST /_synapse/admin/v1/register", a.rateLimited("login", a.sharedSecretRegister))

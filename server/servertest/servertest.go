@@ -50,6 +50,7 @@ func Start(t testing.TB, opts ...Option) *Server {
 	cfg.Client.Addr = "127.0.0.1:0"
 	cfg.Federation.Addr = "127.0.0.1:0"
 	cfg.RateLimits.LoginPerSecond = 0
+	cfg.RateLimits.MessagesPerSecond = 0
 	for _, o := range opts {
 		o(cfg)
 	}

@@ -35,6 +35,8 @@ CREATE TABLE events (
 	stream_pos   INTEGER UNIQUE,
 	-- the state before this event, as a snapshot; 0 when unknown (outliers)
 	state_before INTEGER NOT NULL DEFAULT 0,
+	-- for state events: the event this one replaced in the room's state (for prev_content)
+	replaces_nid INTEGER NOT NULL DEFAULT 0,
 	rejected     INTEGER NOT NULL DEFAULT 0,
 	soft_failed  INTEGER NOT NULL DEFAULT 0,
 	redacted_by  TEXT,                         -- event ID of the redaction that applied

@@ -1,0 +1,246 @@
+package rooms
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/tidwall/gjson"
+	"maunium.net/go/mautrix/id"
+
+	"fyr/storage"
+)
+
+// MemberChange is a membership request: join, invite, leave (also kick), ban, unban, knock.
+type MemberChange struct {
+	Target id.UserID
+	Reason string
+	// Extra content fields (e.g. is_direct on invites); membership and reason win over it.
+	Extra map[string]json.RawMessage
+}
+
+// Join joins a room as a local user. Joining a room one is already joined to changes nothing.
+func (e *Engine) Join(ctx context.Context, user id.UserID, roomID id.RoomID, reason string, extra map[string]json.RawMessage) (id.RoomID, error) {
+	if _, err := e.db.RoomByID(ctx, string(roomID)); errors.Is(err, storage.ErrNotFound) {
+		if isRemoteRoom(roomID, e.opt.ServerName) {
+			return "", fmt.Errorf("%w: joining %s needs federation, which this server cannot do yet", ErrRemote, roomID)
+		}
+		return "", fmt.Errorf("%w: unknown room %s", ErrNotFound, roomID)
+	}
+	unlock := e.lock(roomID)
+	defer unlock()
+	rs, err := e.loadRoom(ctx, roomID)
+	if err != nil {
+		return "", err
+	}
+	if rs.membership(user) == "join" {
+		return roomID, nil
+	}
+	content := e.memberContent(ctx, user, "join", nil)
+	addExtra(content, extra, reason)
+	if via, err := e.restrictedAuthoriser(ctx, rs, user); err != nil {
+		return "", err
+	} else if via != "" {
+		content["join_authorised_via_users_server"] = via
+	}
+	if err := e.sendMember(ctx, rs, user, user, content); err != nil {
+		return "", err
+	}
+	if err := e.db.Write(ctx, func(tx *storage.Tx) error { return tx.Unforget(string(user), rs.nid) }); err != nil {
+		return "", err
+	}
+	return roomID, nil
+}
+
+// restrictedAuthoriser picks a local member who can vouch for a restricted join: needed
+// when the room's join rule is restricted (or knock_restricted), the user is not invited,
+// and the user is joined to one of the rooms the rule allows.
+func (e *Engine) restrictedAuthoriser(ctx context.Context, rs *roomState, user id.UserID) (id.UserID, error) {
+	jr, err := e.stateEvent(ctx, rs, "m.room.join_rules", "")
+	if err != nil || jr == nil {
+		return "", err
+	}
+	rule := gjson.GetBytes(jr.Content, "join_rule").Str
+	if (rule != "restricted" && rule != "knock_restricted") || !rs.version.RestrictedJoins() {
+		return "", nil
+	}
+	if m := rs.membership(user); m == "invite" || m == "join" {
+		return "", nil
+	}
+	allowed := false
+	for _, a := range gjson.GetBytes(jr.Content, "allow").Array() {
+		if a.Get("type").Str != "m.room_membership" {
+			continue
+		}
+		other, err := e.db.RoomByID(ctx, a.Get("room_id").Str)
+		if err != nil {
+			continue
+		}
+		if m, _, err := e.db.Membership(ctx, other.NID, string(user)); err == nil && m == "join" {
+			allowed = true
+			break
+		}
+	}
+	if !allowed {
+		return "", fmt.Errorf("%w: this room is restricted to members of other rooms, and you are in none of them", ErrForbidden)
+	}
+	pl, err := e.powerLevels(ctx, rs)
+	if err != nil {
+		return "", err
+	}
+	need := pl.level("invite", 0)
+	for u, m := range rs.memberships {
+		if m == "join" && e.isLocal(u) && pl.user(u) >= need {
+			return u, nil
+		}
+	}
+	return "", fmt.Errorf("%w: no member of this server can authorise your join", ErrForbidden)
+}
+
+// Invite invites a user.
+func (e *Engine) Invite(ctx context.Context, sender id.UserID, roomID id.RoomID, c MemberChange) error {
+	if _, _, err := c.Target.Parse(); err != nil {
+		return fmt.Errorf("%w: %q is not a user ID", ErrInvalidParam, c.Target)
+	}
+	if !e.isLocal(c.Target) {
+		return fmt.Errorf("%w: inviting %s needs federation, which this server cannot do yet", ErrRemote, c.Target)
+	}
+	return e.changeMember(ctx, sender, roomID, c, "invite", func(rs *roomState) error {
+		if rs.membership(c.Target) == "invite" {
+			return errNoChange
+		}
+		return nil
+	})
+}
+
+// Leave leaves a room (or rejects an invite, or withdraws a knock).
+func (e *Engine) Leave(ctx context.Context, user id.UserID, roomID id.RoomID, reason string) error {
+	return e.changeMember(ctx, user, roomID, MemberChange{Target: user, Reason: reason}, "leave", func(rs *roomState) error {
+		switch rs.membership(user) {
+		case "leave":
+			return errNoChange
+		case "", "ban":
+			return fmt.Errorf("%w: you are not in this room", ErrForbidden)
+		}
+		return nil
+	})
+}
+
+// Kick removes another user from the room.
+func (e *Engine) Kick(ctx context.Context, sender id.UserID, roomID id.RoomID, c MemberChange) error {
+	return e.changeMember(ctx, sender, roomID, c, "leave", func(rs *roomState) error {
+		switch rs.membership(c.Target) {
+		case "join", "invite", "knock":
+			return nil
+		}
+		return fmt.Errorf("%w: %s is not in the room", ErrForbidden, c.Target)
+	})
+}
+
+// Ban bans a user.
+func (e *Engine) Ban(ctx context.Context, sender id.UserID, roomID id.RoomID, c MemberChange) error {
+	return e.changeMember(ctx, sender, roomID, c, "ban", nil)
+}
+
+// Unban lifts a ban.
+func (e *Engine) Unban(ctx context.Context, sender id.UserID, roomID id.RoomID, c MemberChange) error {
+	return e.changeMember(ctx, sender, roomID, c, "leave", func(rs *roomState) error {
+		if rs.membership(c.Target) != "ban" {
+			return fmt.Errorf("%w: %s is not banned", ErrForbidden, c.Target)
+		}
+		return nil
+	})
+}
+
+// Knock asks to join a room whose join rule allows knocking.
+func (e *Engine) Knock(ctx context.Context, user id.UserID, roomID id.RoomID, reason string) (id.RoomID, error) {
+	if _, err := e.db.RoomByID(ctx, string(roomID)); errors.Is(err, storage.ErrNotFound) {
+		if isRemoteRoom(roomID, e.opt.ServerName) {
+			return "", fmt.Errorf("%w: knocking on %s needs federation, which this server cannot do yet", ErrRemote, roomID)
+		}
+		return "", fmt.Errorf("%w: unknown room %s", ErrNotFound, roomID)
+	}
+	err := e.changeMember(ctx, user, roomID, MemberChange{Target: user, Reason: reason}, "knock", func(rs *roomState) error {
+		if !rs.version.Knocks() {
+			return fmt.Errorf("%w: room version %s does not support knocking", ErrForbidden, rs.version)
+		}
+		return nil
+	})
+	return roomID, err
+}
+
+// Forget forgets a room the user has left.
+func (e *Engine) Forget(ctx context.Context, user id.UserID, roomID id.RoomID) error {
+	room, err := e.db.RoomByID(ctx, string(roomID))
+	if errors.Is(err, storage.ErrNotFound) {
+		return fmt.Errorf("%w: unknown room %s", ErrNotFound, roomID)
+	} else if err != nil {
+		return err
+	}
+	m, _, err := e.db.Membership(ctx, room.NID, string(user))
+	if err != nil {
+		return err
+	}
+	if m == "join" || m == "invite" || m == "knock" {
+		return fmt.Errorf("%w: leave the room before forgetting it", ErrInvalidParam)
+	}
+	return e.db.Write(ctx, func(tx *storage.Tx) error { return tx.Forget(string(user), room.NID) })
+}
+
+var errNoChange = errors.New("no change")
+
+// changeMember sends a membership event for c.Target.
+func (e *Engine) changeMember(ctx context.Context, sender id.UserID, roomID id.RoomID, c MemberChange, membership string, check func(*roomState) error) error {
+	if _, _, err := c.Target.Parse(); err != nil || c.Target == "" {
+		return fmt.Errorf("%w: %q is not a user ID", ErrInvalidParam, c.Target)
+	}
+	unlock := e.lock(roomID)
+	defer unlock()
+	rs, err := e.loadRoom(ctx, roomID)
+	if err != nil {
+		return err
+	}
+	if check != nil {
+		if err := check(rs); errors.Is(err, errNoChange) {
+			return nil
+		} else if err != nil {
+			return err
+		}
+	}
+	content := e.memberContent(ctx, c.Target, membership, nil)
+	addExtra(content, c.Extra, c.Reason)
+	return e.sendMember(ctx, rs, sender, c.Target, content)
+}
+
+func (e *Engine) sendMember(ctx context.Context, rs *roomState, sender, target id.UserID, content map[string]any) error {
+	raw, err := json.Marshal(content)
+	if err != nil {
+		return err
+	}
+	sk := string(target)
+	b, err := e.build(ctx, rs, draft{sender: sender, typ: "m.room.member", stateKey: &sk, content: raw})
+	if err != nil {
+		return err
+	}
+	_, err = e.persist(ctx, rs, []*built{b}, nil)
+	return err
+}
+
+func addExtra(content map[string]any, extra map[string]json.RawMessage, reason string) {
+	for k, v := range extra {
+		if k != "membership" {
+			content[k] = v
+		}
+	}
+	if reason != "" {
+		content["reason"] = reason
+	}
+}
+
+// isRemoteRoom says whether an unknown room's ID names another server (v12 room IDs name none).
+func isRemoteRoom(roomID id.RoomID, self string) bool {
+	_, server, ok := strings.Cut(string(roomID), ":")
+	return ok && server != self
+}

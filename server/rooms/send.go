@@ -1,0 +1,163 @@
+package rooms
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/tidwall/gjson"
+	"maunium.net/go/mautrix/id"
+
+	"fyr/storage"
+)
+
+// Sender identifies who sends a client event, and from which device (for transaction IDs).
+type Sender struct {
+	User   id.UserID
+	Device id.DeviceID
+}
+
+// Send sends a message event. A repeated txnID from the same device returns the first
+// event's ID without sending again.
+func (e *Engine) Send(ctx context.Context, from Sender, roomID id.RoomID, typ, txnID string, content json.RawMessage) (id.EventID, error) {
+	if txnID != "" {
+		if prev, err := e.db.TxnEvent(ctx, string(from.User), string(from.Device), txnID); err == nil {
+			return id.EventID(prev), nil
+		}
+	}
+	if typ == "m.room.redaction" {
+		return "", fmt.Errorf("%w: send redactions with the /redact endpoint", ErrInvalidParam)
+	}
+	d := draft{sender: from.User, typ: typ, content: content, txnDevice: from.Device, txnID: txnID}
+	ev, err := e.sendDraft(ctx, roomID, d, nil)
+	if err != nil && txnID != "" {
+		// A concurrent request with the same transaction ID may have won.
+		if prev, err2 := e.db.TxnEvent(ctx, string(from.User), string(from.Device), txnID); err2 == nil {
+			return id.EventID(prev), nil
+		}
+	}
+	return ev, err
+}
+
+// SendState sets a piece of room state.
+func (e *Engine) SendState(ctx context.Context, from Sender, roomID id.RoomID, typ, stateKey string, content json.RawMessage) (id.EventID, error) {
+	switch typ {
+	case "m.room.create":
+		return "", fmt.Errorf("%w: a room's create event cannot be replaced", ErrForbidden)
+	case "m.room.member":
+		m := gjson.GetBytes(content, "membership").Str
+		if m == "" {
+			return "", fmt.Errorf("%w: membership is missing", ErrBadJSON)
+		}
+	case "m.room.canonical_alias":
+		if err := e.checkCanonicalAlias(ctx, roomID, content); err != nil {
+			return "", err
+		}
+	}
+	sk := stateKey
+	return e.sendDraft(ctx, roomID, draft{sender: from.User, typ: typ, stateKey: &sk, content: content}, func(rs *roomState, d *draft) error {
+		if typ == "m.room.power_levels" {
+			return checkPowerLevels(rs, d)
+		}
+		return nil
+	})
+}
+
+// Redact redacts an event, idempotently per transaction ID.
+func (e *Engine) Redact(ctx context.Context, from Sender, roomID id.RoomID, target id.EventID, txnID string, content json.RawMessage) (id.EventID, error) {
+	if txnID != "" {
+		if prev, err := e.db.TxnEvent(ctx, string(from.User), string(from.Device), txnID); err == nil {
+			return id.EventID(prev), nil
+		}
+	}
+	if len(content) == 0 {
+		content = json.RawMessage(`{}`)
+	}
+	ev, err := e.db.EventByID(ctx, string(target))
+	if errors.Is(err, storage.ErrNotFound) {
+		return "", fmt.Errorf("%w: no event %s", ErrNotFound, target)
+	} else if err != nil {
+		return "", err
+	}
+	d := draft{sender: from.User, typ: "m.room.redaction", content: content, redacts: target, txnDevice: from.Device, txnID: txnID}
+	return e.sendDraft(ctx, roomID, d, func(rs *roomState, _ *draft) error {
+		if ev.RoomNID != rs.nid {
+			return fmt.Errorf("%w: no event %s in this room", ErrNotFound, target)
+		}
+		if id.UserID(ev.Sender) == from.User {
+			return nil
+		}
+		// Redacting someone else's event needs the redact power level.
+		pl, err := e.powerLevels(ctx, rs)
+		if err != nil {
+			return err
+		}
+		if pl.user(from.User) < pl.level("redact", 50) {
+			return fmt.Errorf("%w: you need power level %d to redact other users' events", ErrForbidden, pl.level("redact", 50))
+		}
+		return nil
+	})
+}
+
+// sendDraft builds, authorises and persists one local event under the room's lock. check,
+// when set, runs against the current state before building.
+func (e *Engine) sendDraft(ctx context.Context, roomID id.RoomID, d draft, check func(*roomState, *draft) error) (id.EventID, error) {
+	unlock := e.lock(roomID)
+	defer unlock()
+	rs, err := e.loadRoom(ctx, roomID)
+	if err != nil {
+		return "", err
+	}
+	if check != nil {
+		if err := check(rs, &d); err != nil {
+			return "", err
+		}
+	}
+	b, err := e.build(ctx, rs, d)
+	if err != nil {
+		return "", err
+	}
+	if _, err := e.persist(ctx, rs, []*built{b}, nil); err != nil {
+		return "", err
+	}
+	return b.id, nil
+}
+
+// checkCanonicalAlias makes sure the aliases a room advertises point at it (the spec's
+// M_BAD_ALIAS), for aliases on this server.
+func (e *Engine) checkCanonicalAlias(ctx context.Context, roomID id.RoomID, content json.RawMessage) error {
+	var c struct {
+		Alias      *string  `json:"alias"`
+		AltAliases []string `json:"alt_aliases"`
+	}
+	if err := json.Unmarshal(content, &c); err != nil {
+		return fmt.Errorf("%w: %v", ErrBadJSON, err)
+	}
+	aliases := c.AltAliases
+	if c.Alias != nil && *c.Alias != "" {
+		aliases = append(aliases, *c.Alias)
+	}
+	for _, a := range aliases {
+		if !validAlias(a) {
+			return fmt.Errorf("%w: %q is not a room alias", ErrInvalidParam, a)
+		}
+		if !strings.HasSuffix(a, ":"+e.opt.ServerName) {
+			continue
+		}
+		got, err := e.db.AliasByName(ctx, a)
+		if err != nil || got.RoomID != string(roomID) {
+			return fmt.Errorf("%w: %s does not point at this room", ErrBadAlias, a)
+		}
+	}
+	return nil
+}
+
+// ErrBadAlias is M_BAD_ALIAS: an advertised alias that does not point at the room.
+var ErrBadAlias = errors.New("rooms: bad alias")
+
+func validAlias(a string) bool {
+	local, server, ok := strings.Cut(strings.TrimPrefix(a, "#"), ":")
+	return strings.HasPrefix(a, "#") && ok && local != "" && server != "" && len(a) <= 255
+}

@@ -31,6 +31,7 @@ import (
 	"fyr/server/config"
 	"fyr/server/httpapi"
 	"fyr/server/media"
+	"fyr/server/userdata"
 	"fyr/server/voip"
 	"fyr/storage"
 	"fyr/storage/atomicfile"
@@ -61,6 +62,7 @@ type Server struct {
 	Accounts   *accounts.Service
 	Media      *media.Service
 	VoIP       *voip.Service
+	UserData   *userdata.Service
 	api        *httpapi.API
 	SigningKey *keys.SigningKey
 	Keys       *keys.Ring        // this server's keys and the cache of remote servers' keys
@@ -139,7 +141,8 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (s *Server, 
 	if s.VoIP, err = voip.Start(cfg, filepath.Join(cfg.DataDir, TURNSecretFile), turnOpts); err != nil {
 		return nil, err
 	}
-	s.api = httpapi.New(httpapi.Engines{Accounts: s.Accounts, Media: s.Media, VoIP: s.VoIP}, cfg, log)
+	s.UserData = userdata.New(s.DB, cfg.ServerName, userdata.Options{DisablePresence: !cfg.Presence.Enabled})
+	s.api = httpapi.New(httpapi.Engines{Accounts: s.Accounts, Media: s.Media, VoIP: s.VoIP, UserData: s.UserData}, cfg, log)
 	// The client listener serves the federation paths too, as Synapse's does, so that one
 	// reverse-proxy upstream can carry both; they are signed requests or public keys.
 	s.fedHandler = httpapi.Routed(s.federationMux())
@@ -284,6 +287,7 @@ func (s *Server) Reload(next *config.Config) {
 	s.api.Reload(next)
 	s.Media.SetLimits(mediaLimits(next))
 	s.VoIP.Reload(next)
+	s.UserData.SetPresenceEnabled(next.Presence.Enabled)
 	s.Keys.SetNotaries(keys.ParseNotaries(next.Federation.TrustedKeyServers))
 	if err := s.fedCerts.Reload(fedCertFiles(next)); err != nil {
 		s.log.Error("federation TLS certificate not reloaded; keeping the old one", "err", err)

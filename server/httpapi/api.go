@@ -15,6 +15,7 @@ import (
 	"fyr/server/accounts"
 	"fyr/server/config"
 	"fyr/server/media"
+	"fyr/server/userdata"
 	"fyr/server/voip"
 )
 
@@ -23,6 +24,8 @@ type Engines struct {
 	Accounts *accounts.Service
 	Media    *media.Service
 	VoIP     *voip.Service // nil: /voip/turnServer offers no TURN server
+	// UserData serves account data, tags, filters and presence; nil: those routes are absent.
+	UserData *userdata.Service
 }
 
 // API serves the client-server API. Create it with New and serve Handler().
@@ -30,6 +33,7 @@ type API struct {
 	accounts *accounts.Service
 	media    *media.Service
 	voip     *voip.Service
+	userdata *userdata.Service
 	cfg      atomic.Pointer[config.Config]
 	log      *slog.Logger
 	mux      *http.ServeMux
@@ -41,6 +45,7 @@ type API struct {
 func New(e Engines, cfg *config.Config, log *slog.Logger) *API {
 	a := &API{accounts: e.Accounts, media: e.Media, voip: e.VoIP, log: log, mux: http.NewServeMux(), limits: newLimiter()}
 	a.cfg.Store(cfg)
+	a.userdata = e.UserData
 	a.routes()
 	return a
 }

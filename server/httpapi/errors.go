@@ -10,6 +10,7 @@ import (
 
 	"fyr/server/accounts"
 	"fyr/server/media"
+	"fyr/server/userdata"
 	"fyr/storage"
 )
 
@@ -89,6 +90,15 @@ var engineErrors = []struct {
 	{media.ErrPreviewFetch, 502, "M_UNKNOWN"},
 	{media.ErrRemoteTooLarge, 502, "M_TOO_LARGE"},
 	{media.ErrRemoteFailed, 502, "M_UNKNOWN"},
+
+	{userdata.ErrNotFound, 404, "M_NOT_FOUND"},
+	{userdata.ErrServerManaged, 405, "M_BAD_JSON"},
+	{userdata.ErrTooLarge, 413, "M_TOO_LARGE"},
+	{userdata.ErrInvalidRoomID, 400, "M_INVALID_PARAM"},
+	{userdata.ErrUnknownRoom, 404, "M_NOT_FOUND"},
+	{userdata.ErrInvalidParam, 400, "M_INVALID_PARAM"},
+	{userdata.ErrBadJSON, 400, "M_BAD_JSON"},
+	{userdata.ErrPresenceHidden, 403, "M_FORBIDDEN"},
 }
 
 // asAPIError turns any error into the Error the client sees. Unknown errors become
@@ -109,7 +119,7 @@ func asAPIError(err error) *Error {
 // clientMessage strips the engine package's prefix ("accounts: ") for the client.
 func clientMessage(err error) string {
 	msg := err.Error()
-	for _, p := range []string{"accounts: ", "media: "} {
+	for _, p := range []string{"accounts: ", "media: ", "userdata: "} {
 		if strings.HasPrefix(msg, p) {
 			return msg[len(p):]
 		}

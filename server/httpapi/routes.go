@@ -38,6 +38,7 @@ func (a *API) routes() {
 	if a.media != nil {
 		a.mediaRoutes()
 	}
+	a.userdataRoutes()
 
 	a.handle("GET /_synapse/admin/v1/register", a.sharedSecretNonce)
 	a.handle("POST /_synapse/admin/v1/register", a.rateLimited("login", a.sharedSecretRegister))

@@ -32,6 +32,7 @@ import (
 	"fyr/server/httpapi"
 	"fyr/server/media"
 	"fyr/server/rooms"
+	"fyr/server/userdata"
 	"fyr/server/voip"
 	"fyr/storage"
 	"fyr/storage/atomicfile"
@@ -63,6 +64,7 @@ type Server struct {
 	Media      *media.Service
 	VoIP       *voip.Service
 	Rooms      *rooms.Engine
+	UserData   *userdata.Service
 	api        *httpapi.API
 	SigningKey *keys.SigningKey
 	Keys       *keys.Ring        // this server's keys and the cache of remote servers' keys
@@ -144,7 +146,8 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (s *Server, 
 	s.Rooms = rooms.New(s.DB, rooms.Options{ServerName: cfg.ServerName, Key: s.SigningKey, Log: log,
 		Profile: s.memberProfile, KeyFunc: s.Keys.KeyFunc(ctx)})
 	s.Rooms.SetOutbox(outbox{s.Outbound})
-	s.api = httpapi.New(httpapi.Engines{Accounts: s.Accounts, Media: s.Media, VoIP: s.VoIP, Rooms: s.Rooms}, cfg, log)
+	s.UserData = userdata.New(s.DB, cfg.ServerName, userdata.Options{DisablePresence: !cfg.Presence.Enabled})
+	s.api = httpapi.New(httpapi.Engines{Accounts: s.Accounts, Media: s.Media, VoIP: s.VoIP, Rooms: s.Rooms, UserData: s.UserData}, cfg, log)
 	// The client listener serves the federation paths too, as Synapse's does, so that one
 	// reverse-proxy upstream can carry both; they are signed requests or public keys.
 	s.fedHandler = httpapi.Routed(s.federationMux())
@@ -319,6 +322,7 @@ func (s *Server) Reload(next *config.Config) {
 	s.api.Reload(next)
 	s.Media.SetLimits(mediaLimits(next))
 	s.VoIP.Reload(next)
+	s.UserData.SetPresenceEnabled(next.Presence.Enabled)
 	s.Keys.SetNotaries(keys.ParseNotaries(next.Federation.TrustedKeyServers))
 	if err := s.fedCerts.Reload(fedCertFiles(next)); err != nil {
 		s.log.Error("federation TLS certificate not reloaded; keeping the old one", "err", err)

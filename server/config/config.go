@@ -67,6 +67,7 @@ type Config struct {
 	RateLimits RateLimits `yaml:"rate_limits"`
 	Media      Media      `yaml:"media"`
 	TURN       TURN       `yaml:"turn"`
+	Presence   Presence   `yaml:"presence"`
 }
 
 // Log configures log/slog output on standard error.
@@ -164,6 +165,14 @@ type TURN struct {
 	ExternalSecret  string        `yaml:"external_secret" flag:"turn-external-secret" help:"shared secret of the external TURN server (coturn's static-auth-secret)" reload:"yes" secret:"yes"`
 }
 
+// Presence configures users' online status (GET and PUT /presence/{userId}/status, and
+// presence in sync).
+type Presence struct {
+	// Enabled off makes PUT /presence accept and drop updates and GET answer "offline" for
+	// everyone, as Synapse does with presence disabled.
+	Enabled bool `yaml:"enabled" flag:"presence-enabled" help:"track and share users' online status (off: updates from clients are accepted and dropped, and everyone appears offline)" reload:"yes"`
+}
+
 // Default returns the built-in configuration: a server named localhost on loopback.
 func Default() *Config {
 	return &Config{
@@ -179,5 +188,6 @@ func Default() *Config {
 			MaxThumbPixels: DefaultMaxThumbPixels, UploadsPerSec: DefaultUploadsPerSec, UploadBurst: DefaultUploadBurst},
 		TURN: TURN{Enabled: true, MinPort: DefaultTURNMinPort, MaxPort: DefaultTURNMaxPort, TTL: DefaultTURNTTL,
 			UserAllocations: DefaultTURNUserAllocations, UserKbps: DefaultTURNUserKbps},
+		Presence: Presence{Enabled: true},
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"fyr/server/config"
 	"fyr/server/media"
 	"fyr/server/rooms"
+	"fyr/server/userdata"
 	"fyr/server/voip"
 )
 
@@ -25,6 +26,8 @@ type Engines struct {
 	Media    *media.Service
 	VoIP     *voip.Service // nil: /voip/turnServer offers no TURN server
 	Rooms    *rooms.Engine
+	// UserData serves account data, tags, filters and presence; nil: those routes are absent.
+	UserData *userdata.Service
 }
 
 // API serves the client-server API. Create it with New and serve Handler().
@@ -33,6 +36,7 @@ type API struct {
 	media    *media.Service
 	voip     *voip.Service
 	rooms    *rooms.Engine
+	userdata *userdata.Service
 	cfg      atomic.Pointer[config.Config]
 	log      *slog.Logger
 	mux      *http.ServeMux
@@ -44,6 +48,7 @@ type API struct {
 func New(e Engines, cfg *config.Config, log *slog.Logger) *API {
 	a := &API{accounts: e.Accounts, media: e.Media, voip: e.VoIP, rooms: e.Rooms, log: log, mux: http.NewServeMux(), limits: newLimiter()}
 	a.cfg.Store(cfg)
+	a.userdata = e.UserData
 	a.routes()
 	return a
 }

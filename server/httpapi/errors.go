@@ -11,6 +11,7 @@ import (
 	"fyr/server/accounts"
 	"fyr/server/media"
 	"fyr/server/rooms"
+	"fyr/server/userdata"
 	"fyr/storage"
 )
 
@@ -101,6 +102,14 @@ var engineErrors = []struct {
 	{rooms.ErrBadAlias, 400, "M_BAD_ALIAS"},
 	{rooms.ErrRemote, 502, "M_UNKNOWN"},
 	{rooms.ErrLimitExceeded, 429, "M_LIMIT_EXCEEDED"},
+	{userdata.ErrNotFound, 404, "M_NOT_FOUND"},
+	{userdata.ErrServerManaged, 405, "M_BAD_JSON"},
+	{userdata.ErrTooLarge, 413, "M_TOO_LARGE"},
+	{userdata.ErrInvalidRoomID, 400, "M_INVALID_PARAM"},
+	{userdata.ErrUnknownRoom, 404, "M_NOT_FOUND"},
+	{userdata.ErrInvalidParam, 400, "M_INVALID_PARAM"},
+	{userdata.ErrBadJSON, 400, "M_BAD_JSON"},
+	{userdata.ErrPresenceHidden, 403, "M_FORBIDDEN"},
 }
 
 // asAPIError turns any error into the Error the client sees. Unknown errors become
@@ -121,7 +130,7 @@ func asAPIError(err error) *Error {
 // clientMessage strips the engine package's prefix ("accounts: ") for the client.
 func clientMessage(err error) string {
 	msg := err.Error()
-	for _, p := range []string{"accounts: ", "media: ", "rooms: "} {
+	for _, p := range []string{"accounts: ", "media: ", "rooms: ", "userdata: "} {
 		if strings.HasPrefix(msg, p) {
 			return msg[len(p):]
 		}

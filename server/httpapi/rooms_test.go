@@ -2,7 +2,11 @@ package httpapi_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
+	"net/url"
+	"strings"
 	"testing"
 
 	"maunium.net/go/mautrix"
@@ -184,4 +188,53 @@ func TestRoomRefusals(t *testing.T) {
 			t.Errorf("%s: got %s %d (%v), want %s %d", c.name, code, status, c.err, c.code, c.status)
 		}
 	}
+}
+
+// TestRoomResponsesMatchSpec checks the bodies of the room endpoints against the spec's
+// OpenAPI schemas.
+func TestRoomResponsesMatchSpec(t *testing.T) {
+	ctx := context.Background()
+	s := servertest.Start(t, servertest.OpenRegistration)
+	alice := s.Register(t, "alice", "correct horse battery")
+	tok := alice.AccessToken
+	do := func(method, path, body string) []byte {
+		t.Helper()
+		var r io.Reader
+		if body != "" {
+			r = strings.NewReader(body)
+		}
+		status, b, _ := s.Do(t, method, "/_matrix/client/v3"+path, tok, r)
+		if status != 200 {
+			t.Fatalf("%s %s: %d %s", method, path, status, b)
+		}
+		return b
+	}
+	b := do("POST", "/createRoom", `{"name":"Spec","topic":"shapes","preset":"public_chat","room_alias_name":"spec"}`)
+	servertest.CheckShape(t, "create_room.yaml", "POST", "/createRoom", 200, b)
+	var created struct{ RoomID id.RoomID `json:"room_id"` }
+	json.Unmarshal(b, &created)
+	room := url.PathEscape(string(created.RoomID))
+	b = do("PUT", "/rooms/"+room+"/send/m.room.message/t1", `{"msgtype":"m.text","body":"hello"}`)
+	servertest.CheckShape(t, "room_send.yaml", "PUT", "/rooms/{roomId}/send/{eventType}/{txnId}", 200, b)
+	var sent struct{ EventID id.EventID `json:"event_id"` }
+	json.Unmarshal(b, &sent)
+	ev := url.PathEscape(string(sent.EventID))
+	b = do("PUT", "/rooms/"+room+"/state/m.room.topic", `{"topic":"new"}`)
+	servertest.CheckShape(t, "room_state.yaml", "PUT", "/rooms/{roomId}/state/{eventType}/{stateKey}", 200, b)
+	servertest.CheckShape(t, "message_pagination.yaml", "GET", "/rooms/{roomId}/messages", 200,
+		do("GET", "/rooms/"+room+"/messages?dir=b&limit=5", ""))
+	servertest.CheckShape(t, "rooms.yaml", "GET", "/rooms/{roomId}/event/{eventId}", 200, do("GET", "/rooms/"+room+"/event/"+ev, ""))
+	servertest.CheckShape(t, "rooms.yaml", "GET", "/rooms/{roomId}/state", 200, do("GET", "/rooms/"+room+"/state", ""))
+	servertest.CheckShape(t, "rooms.yaml", "GET", "/rooms/{roomId}/state/{eventType}/{stateKey}", 200,
+		do("GET", "/rooms/"+room+"/state/m.room.name/", ""))
+	servertest.CheckShape(t, "rooms.yaml", "GET", "/rooms/{roomId}/members", 200, do("GET", "/rooms/"+room+"/members", ""))
+	servertest.CheckShape(t, "rooms.yaml", "GET", "/rooms/{roomId}/joined_members", 200, do("GET", "/rooms/"+room+"/joined_members", ""))
+	servertest.CheckShape(t, "list_joined_rooms.yaml", "GET", "/joined_rooms", 200, do("GET", "/joined_rooms", ""))
+	servertest.CheckShape(t, "event_context.yaml", "GET", "/rooms/{roomId}/context/{eventId}", 200,
+		do("GET", "/rooms/"+room+"/context/"+ev+"?limit=4", ""))
+	b = do("PUT", "/rooms/"+room+"/redact/"+ev+"/r1", `{"reason":"oops"}`)
+	servertest.CheckShape(t, "redaction.yaml", "PUT", "/rooms/{roomId}/redact/{eventId}/{txnId}", 200, b)
+	b = do("POST", "/join/"+url.PathEscape("#spec:"+alice.UserID.Homeserver()), `{}`)
+	servertest.CheckShape(t, "joining.yaml", "POST", "/join/{roomIdOrAlias}", 200, b)
+	_ = ctx
 }

@@ -211,12 +211,16 @@ func TestRoomResponsesMatchSpec(t *testing.T) {
 	}
 	b := do("POST", "/createRoom", `{"name":"Spec","topic":"shapes","preset":"public_chat","room_alias_name":"spec"}`)
 	servertest.CheckShape(t, "create_room.yaml", "POST", "/createRoom", 200, b)
-	var created struct{ RoomID id.RoomID `json:"room_id"` }
+	var created struct {
+		RoomID id.RoomID `json:"room_id"`
+	}
 	json.Unmarshal(b, &created)
 	room := url.PathEscape(string(created.RoomID))
 	b = do("PUT", "/rooms/"+room+"/send/m.room.message/t1", `{"msgtype":"m.text","body":"hello"}`)
 	servertest.CheckShape(t, "room_send.yaml", "PUT", "/rooms/{roomId}/send/{eventType}/{txnId}", 200, b)
-	var sent struct{ EventID id.EventID `json:"event_id"` }
+	var sent struct {
+		EventID id.EventID `json:"event_id"`
+	}
 	json.Unmarshal(b, &sent)
 	ev := url.PathEscape(string(sent.EventID))
 	b = do("PUT", "/rooms/"+room+"/state/m.room.topic", `{"topic":"new"}`)

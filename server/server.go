@@ -146,6 +146,8 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (s *Server, 
 	s.Rooms = rooms.New(s.DB, rooms.Options{ServerName: cfg.ServerName, Key: s.SigningKey, Log: log,
 		Profile: s.memberProfile, KeyFunc: s.Keys.KeyFunc(ctx)})
 	s.Rooms.SetOutbox(outbox{s.Outbound})
+	s.Rooms.SetFederation(fedRemote{s.FedClient}, nil)
+	s.Inbound.PDUs = s.Rooms
 	s.UserData = userdata.New(s.DB, cfg.ServerName, userdata.Options{DisablePresence: !cfg.Presence.Enabled})
 	s.api = httpapi.New(httpapi.Engines{Accounts: s.Accounts, Media: s.Media, VoIP: s.VoIP, Rooms: s.Rooms, UserData: s.UserData}, cfg, log)
 	// The client listener serves the federation paths too, as Synapse's does, so that one
@@ -422,6 +424,7 @@ func (s *Server) federationMux() *http.ServeMux {
 	s.Keys.Routes(mux)
 	mux.Handle("GET /_matrix/federation/v1/version", transport.VersionHandler(Version))
 	mux.Handle("PUT /_matrix/federation/v1/send/{txnID}", s.verifier.Authenticate(s.Inbound))
+	(&inbound.Rooms{Engine: s.Rooms, Log: s.log}).Routes(mux, s.verifier.Authenticate)
 	mux.Handle("GET /_matrix/federation/v1/openid/userinfo", &inbound.OpenIDUserInfo{Lookup: s.openIDUser})
 	mux.Handle("GET /_matrix/federation/v1/query/profile", s.verifier.Authenticate(&inbound.ProfileQuery{
 		ServerName: s.cfg.ServerName, Profiles: s.localProfile}))

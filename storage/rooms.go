@@ -625,3 +625,135 @@ func (db *DB) Forgotten(ctx context.Context, userID string, roomNID int64) (bool
 	err := db.queryRow(ctx, `SELECT count(*) FROM forgotten_rooms WHERE user_id = ? AND room_nid = ?`, userID, roomNID).Scan(&n)
 	return n > 0, err
 }
+
+// InboundEvent is an event from another server to store with InsertEvent.
+type InboundEvent struct {
+	NewEvent
+	// StateBefore is the snapshot of the state before the event (0: unknown, for outliers).
+	StateBefore int64
+	Rejected    bool
+	SoftFailed  bool
+	Outlier     bool
+}
+
+// InsertEvent stores an event from another server without touching the room's current
+// state or extremities: timeline events (not outliers, rejected or soft-failed) take a
+// stream position, and state events get their state-after snapshot. A known event ID is
+// ErrExists.
+func (tx *Tx) InsertEvent(ev *InboundEvent) (*Persisted, error) {
+	p := &Persisted{StateBefore: ev.StateBefore, StateAfter: ev.StateBefore}
+	timeline := !ev.Outlier && !ev.Rejected && !ev.SoftFailed
+	var pos any
+	if timeline {
+		n, err := tx.NextPos()
+		if err != nil {
+			return nil, err
+		}
+		p.StreamPos, pos = n, n
+	}
+	res, err := tx.Exec(`INSERT INTO events (event_id, room_nid, type, state_key, sender, depth, origin_ts, stream_pos,
+			state_before, rejected, soft_failed, relates_to, rel_type, json)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, nullif(?, ''), nullif(?, ''), ?) ON CONFLICT (event_id) DO NOTHING`,
+		ev.ID, ev.RoomNID, ev.Type, ev.StateKey, ev.Sender, ev.Depth, ev.OriginTS, pos, ev.StateBefore,
+		ev.Rejected, ev.SoftFailed, ev.RelatesTo, ev.RelType, ev.JSON)
+	if err != nil {
+		return nil, err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return nil, fmt.Errorf("event %s: %w", ev.ID, ErrExists)
+	}
+	if p.NID, err = res.LastInsertId(); err != nil {
+		return nil, err
+	}
+	if ev.StateKey != nil && !ev.Outlier && !ev.Rejected {
+		key := StateKey{ev.Type, *ev.StateKey}
+		if prev, err := readSnapshot(tx.ctx, txQuerier{tx}, ev.StateBefore, ` WHERE d.type = ? AND d.state_key = ?`, key.Type, key.StateKey); err != nil {
+			return nil, err
+		} else if r := prev[key]; r != 0 {
+			if _, err := tx.Exec(`UPDATE events SET replaces_nid = ? WHERE event_nid = ?`, r, p.NID); err != nil {
+				return nil, err
+			}
+		}
+		if p.StateAfter, err = tx.NewSnapshot(ev.RoomNID, ev.StateBefore, StateMap{key: p.NID}); err != nil {
+			return nil, err
+		}
+	}
+	if ev.Redacts != "" && timeline {
+		if _, err := tx.Exec(`UPDATE events SET redacted_by = ? WHERE event_id = ? AND room_nid = ? AND redacted_by IS NULL`,
+			ev.ID, ev.Redacts, ev.RoomNID); err != nil {
+			return nil, err
+		}
+	}
+	return p, nil
+}
+
+// CurrentChange is one change to a room's current state.
+type CurrentChange struct {
+	EventNID int64 // 0: the key leaves the state
+	// Membership, for m.room.member keys.
+	Membership string
+}
+
+// SetCurrentState moves a room's current state to snapshot, applying changes to the
+// current_state table (and the membership log) at stream position pos.
+func (tx *Tx) SetCurrentState(roomNID, snapshot int64, changes map[StateKey]CurrentChange, pos int64) error {
+	for k, c := range changes {
+		if c.EventNID == 0 {
+			if _, err := tx.Exec(`DELETE FROM current_state WHERE room_nid = ? AND type = ? AND state_key = ?`, roomNID, k.Type, k.StateKey); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := tx.setCurrent(roomNID, k, c.EventNID, c.Membership, pos); err != nil {
+			return err
+		}
+		if k.Type == "m.room.member" {
+			// One log row per position: several changes at once (a state resolution) share
+			// the event's position, so later ones take fresh positions.
+			logPos := pos
+			var taken int
+			tx.QueryRow(`SELECT count(*) FROM membership_log WHERE stream_pos = ?`, logPos).Scan(&taken)
+			if taken > 0 {
+				var err error
+				if logPos, err = tx.NextPos(); err != nil {
+					return err
+				}
+			}
+			if _, err := tx.Exec(`INSERT INTO membership_log (stream_pos, room_nid, user_id, membership, event_nid) VALUES (?, ?, ?, ?, ?)`,
+				logPos, roomNID, k.StateKey, c.Membership, c.EventNID); err != nil {
+				return err
+			}
+		}
+	}
+	_, err := tx.Exec(`UPDATE rooms SET snapshot_nid = ? WHERE room_nid = ?`, snapshot, roomNID)
+	return err
+}
+
+// SetExtremities replaces a room's forward extremities and raises its depth.
+func (tx *Tx) SetExtremities(roomNID int64, extremities []string, depth int64) error {
+	b, _ := json.Marshal(extremities)
+	_, err := tx.Exec(`UPDATE rooms SET extremities = ?, max_depth = max(max_depth, ?) WHERE room_nid = ?`, string(b), depth, roomNID)
+	return err
+}
+
+// EventIDsByNID maps event NIDs to IDs.
+func (db *DB) EventIDsByNID(ctx context.Context, nids []int64) (map[int64]string, error) {
+	out := map[int64]string{}
+	for chunk := range chunks(nids, 500) {
+		rows, err := db.read.QueryContext(ctx, `SELECT event_nid, event_id FROM events WHERE event_nid IN (`+placeholders(len(chunk))+`)`, anys(chunk)...)
+		if err != nil {
+			return nil, err
+		}
+		for rows.Next() {
+			var n int64
+			var s string
+			if err := rows.Scan(&n, &s); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			out[n] = s
+		}
+		rows.Close()
+	}
+	return out, nil
+}

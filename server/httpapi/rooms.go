@@ -75,11 +75,22 @@ type joinBody struct {
 
 func (a *API) joinRoomOrAlias(w http.ResponseWriter, r *http.Request) error {
 	target := r.PathValue("roomIDOrAlias")
-	roomID, err := a.resolveRoom(r, target)
-	if err != nil {
-		return err
+	via := append(r.URL.Query()["via"], r.URL.Query()["server_name"]...)
+	var roomID id.RoomID
+	switch {
+	case strings.HasPrefix(target, "!"):
+		roomID = id.RoomID(target)
+	case strings.HasPrefix(target, "#"):
+		var servers []string
+		var err error
+		if roomID, servers, err = a.rooms.LookupAlias(r.Context(), target); err != nil {
+			return err
+		}
+		via = append(via, servers...)
+	default:
+		return errInvalidParam(strconv.Quote(target) + " is neither a room ID nor a room alias")
 	}
-	return a.doJoin(w, r, roomID)
+	return a.doJoin(w, r, roomID, via)
 }
 
 func (a *API) joinRoom(w http.ResponseWriter, r *http.Request) error {
@@ -87,10 +98,10 @@ func (a *API) joinRoom(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return a.doJoin(w, r, roomID)
+	return a.doJoin(w, r, roomID, nil)
 }
 
-func (a *API) doJoin(w http.ResponseWriter, r *http.Request, roomID id.RoomID) error {
+func (a *API) doJoin(w http.ResponseWriter, r *http.Request, roomID id.RoomID, via []string) error {
 	var body map[string]json.RawMessage
 	if err := a.decode(w, r, &body, true); err != nil {
 		return err
@@ -108,7 +119,7 @@ func (a *API) doJoin(w http.ResponseWriter, r *http.Request, roomID id.RoomID) e
 			extra[k] = v
 		}
 	}
-	joined, err := a.rooms.Join(r.Context(), caller(r).UserID, roomID, reason, extra)
+	joined, err := a.rooms.JoinVia(r.Context(), caller(r).UserID, roomID, via, reason, extra)
 	if err != nil {
 		return err
 	}

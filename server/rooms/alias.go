@@ -17,9 +17,6 @@ func (e *Engine) ResolveAlias(ctx context.Context, alias string) (id.RoomID, err
 	}
 	a, err := e.db.AliasByName(ctx, alias)
 	if errors.Is(err, storage.ErrNotFound) {
-		if _, server, _ := cutAlias(alias); server != e.opt.ServerName {
-			return "", fmt.Errorf("%w: resolving aliases on %s needs federation, which this server cannot do yet", ErrRemote, server)
-		}
 		return "", fmt.Errorf("%w: no room has the alias %s", ErrNotFound, alias)
 	} else if err != nil {
 		return "", err

@@ -23,21 +23,37 @@ type MemberChange struct {
 
 // Join joins a room as a local user. Joining a room one is already joined to changes nothing.
 func (e *Engine) Join(ctx context.Context, user id.UserID, roomID id.RoomID, reason string, extra map[string]json.RawMessage) (id.RoomID, error) {
+	return e.JoinVia(ctx, user, roomID, nil, reason, extra)
+}
+
+// JoinVia joins a room, through the given servers when this server is not in it.
+func (e *Engine) JoinVia(ctx context.Context, user id.UserID, roomID id.RoomID, via []string, reason string, extra map[string]json.RawMessage) (id.RoomID, error) {
+	servers := append([]string{}, via...)
 	if _, err := e.db.RoomByID(ctx, string(roomID)); errors.Is(err, storage.ErrNotFound) {
-		if isRemoteRoom(roomID, e.opt.ServerName) {
-			return "", fmt.Errorf("%w: joining %s needs federation, which this server cannot do yet", ErrRemote, roomID)
+		if s := roomServer(roomID); s != "" && s != e.opt.ServerName {
+			servers = append(servers, s)
 		}
-		return "", fmt.Errorf("%w: unknown room %s", ErrNotFound, roomID)
+		if len(servers) == 0 {
+			return "", fmt.Errorf("%w: unknown room %s", ErrNotFound, roomID)
+		}
+		return roomID, e.joinRemote(ctx, user, roomID, servers, reason, extra)
 	}
 	unlock := e.lock(roomID)
-	defer unlock()
 	rs, err := e.loadRoom(ctx, roomID)
 	if err != nil {
+		unlock()
 		return "", err
 	}
 	if rs.membership(user) == "join" {
+		unlock()
 		return roomID, nil
 	}
+	if !e.joinsLocally(rs) {
+		servers = append(servers, e.residentServers(ctx, rs, user)...)
+		unlock()
+		return roomID, e.joinRemote(ctx, user, roomID, servers, reason, extra)
+	}
+	defer unlock()
 	content := e.memberContent(ctx, user, "join", nil)
 	addExtra(content, extra, reason)
 	if via, err := e.restrictedAuthoriser(ctx, rs, user); err != nil {
@@ -52,6 +68,38 @@ func (e *Engine) Join(ctx context.Context, user id.UserID, roomID id.RoomID, rea
 		return "", err
 	}
 	return roomID, nil
+}
+
+func (e *Engine) joinRemote(ctx context.Context, user id.UserID, roomID id.RoomID, servers []string, reason string, extra map[string]json.RawMessage) error {
+	content := e.memberContent(ctx, user, "join", nil)
+	addExtra(content, extra, reason)
+	return e.remoteMembership(ctx, user, roomID, servers, "join", content)
+}
+
+// residentServers are the servers to ask about a room we only partly know: those with
+// joined members, and the sender of the user's invite.
+func (e *Engine) residentServers(ctx context.Context, rs *roomState, user id.UserID) []string {
+	var out []string
+	if se, ok := rs.state[storage.StateKey{Type: "m.room.member", StateKey: string(user)}]; ok {
+		if ps, err := e.pdus(ctx, rs.version, []id.EventID{se.id}); err == nil && ps[0] != nil {
+			out = append(out, ps[0].Sender.Homeserver())
+		}
+	}
+	for s := range rs.joinedServers {
+		if s != e.opt.ServerName {
+			out = append(out, s)
+		}
+	}
+	if s := roomServer(rs.id); s != "" && s != e.opt.ServerName {
+		out = append(out, s)
+	}
+	return out
+}
+
+// roomServer is the server named in a room ID ("" for v12 room IDs).
+func roomServer(roomID id.RoomID) string {
+	_, server, _ := strings.Cut(string(roomID), ":")
+	return server
 }
 
 // restrictedAuthoriser picks a local member who can vouch for a restricted join: needed

@@ -95,6 +95,8 @@ type Engine struct {
 	mu       sync.RWMutex
 	listener Listener
 	outbox   Outbox
+	remote   Remote
+	resolve  Resolver
 }
 
 // New returns an engine over db.

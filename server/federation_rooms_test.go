@@ -1,0 +1,88 @@
+package server_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"maunium.net/go/mautrix"
+	"maunium.net/go/mautrix/event"
+	"maunium.net/go/mautrix/id"
+
+	"fyr/server/servertest"
+)
+
+// waitFor polls cond until it holds or the deadline passes (federation delivery is
+// asynchronous; the deadline is a hang guard, not a speed assertion).
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("gave up waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func bodies(t *testing.T, c *mautrix.Client, room id.RoomID) []string {
+	t.Helper()
+	resp, err := c.Messages(context.Background(), room, "", "", mautrix.DirectionBackward, nil, 100)
+	if err != nil {
+		t.Fatalf("messages: %v", err)
+	}
+	var out []string
+	for i := len(resp.Chunk) - 1; i >= 0; i-- {
+		if ev := resp.Chunk[i]; ev.Type == event.EventMessage {
+			out = append(out, fmt.Sprint(ev.Content.Raw["body"]))
+		}
+	}
+	return out
+}
+
+func TestRoomAcrossTwoServers(t *testing.T) {
+	ctx := context.Background()
+	fed := servertest.Federation(t, "hs1.test", "hs2.test")
+	hs1, hs2 := fed["hs1.test"], fed["hs2.test"]
+	alice := hs1.Register(t, "alice", "correct horse battery")
+	bob := hs2.Register(t, "bob", "correct horse battery")
+	for _, v := range []id.RoomVersion{"10", "12"} {
+		t.Run("v"+string(v), func(t *testing.T) {
+			resp, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "public_chat", RoomVersion: v,
+				RoomAliasName: "field" + string(v), Name: "Field team"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			room := resp.RoomID
+			alice.SendText(ctx, room, "before bob")
+			joined, err := bob.JoinRoom(ctx, "#field"+string(v)+":hs1.test", nil)
+			if err != nil {
+				t.Fatalf("bob joins over federation: %v", err)
+			}
+			if joined.RoomID != room {
+				t.Fatalf("joined %s, want %s", joined.RoomID, room)
+			}
+			var name event.RoomNameEventContent
+			if err := bob.StateEvent(ctx, room, event.StateRoomName, "", &name); err != nil || name.Name != "Field team" {
+				t.Fatalf("bob reads the room name on hs2: %q %v", name.Name, err)
+			}
+			alice.SendText(ctx, room, "hello bob")
+			waitFor(t, "alice's message on hs2", func() bool {
+				b := bodies(t, bob, room)
+				return len(b) > 0 && b[len(b)-1] == "hello bob"
+			})
+			if _, err := bob.SendText(ctx, room, "hello alice"); err != nil {
+				t.Fatalf("bob sends: %v", err)
+			}
+			waitFor(t, "bob's message on hs1", func() bool {
+				b := bodies(t, alice, room)
+				return len(b) > 0 && b[len(b)-1] == "hello alice"
+			})
+			members, err := alice.JoinedMembers(ctx, room)
+			if err != nil || len(members.Joined) != 2 {
+				t.Fatalf("hs1 sees members %v, %v", members, err)
+			}
+		})
+	}
+}

@@ -1,0 +1,110 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+
+	"maunium.net/go/mautrix/id"
+
+	"fyr/federation/transport"
+	"fyr/server/rooms"
+)
+
+// fedRemote lets the rooms engine fetch events and state from other servers.
+type fedRemote struct{ c *transport.Client }
+
+func (f fedRemote) Event(ctx context.Context, server string, eventID id.EventID) (json.RawMessage, error) {
+	var resp struct {
+		PDUs []json.RawMessage `json:"pdus"`
+	}
+	if err := f.c.Do(ctx, server, "GET", "/_matrix/federation/v1/event/"+url.PathEscape(string(eventID)), nil, &resp); err != nil {
+		return nil, err
+	}
+	if len(resp.PDUs) != 1 {
+		return nil, fmt.Errorf("%s answered /event/%s with %d PDUs", server, eventID, len(resp.PDUs))
+	}
+	return resp.PDUs[0], nil
+}
+
+func (f fedRemote) MissingEvents(ctx context.Context, server string, roomID id.RoomID, earliest, latest []id.EventID, limit int, minDepth int64) ([]json.RawMessage, error) {
+	req := map[string]any{"earliest_events": earliest, "latest_events": latest, "limit": limit, "min_depth": minDepth}
+	var resp struct {
+		Events []json.RawMessage `json:"events"`
+	}
+	err := f.c.Do(ctx, server, "POST", "/_matrix/federation/v1/get_missing_events/"+url.PathEscape(string(roomID)), req, &resp)
+	return resp.Events, err
+}
+
+func (f fedRemote) StateIDs(ctx context.Context, server string, roomID id.RoomID, eventID id.EventID) (state, authChain []id.EventID, err error) {
+	var resp struct {
+		PDUIDs       []id.EventID `json:"pdu_ids"`
+		AuthChainIDs []id.EventID `json:"auth_chain_ids"`
+	}
+	err = f.c.Do(ctx, server, "GET", "/_matrix/federation/v1/state_ids/"+url.PathEscape(string(roomID))+"?event_id="+url.QueryEscape(string(eventID)), nil, &resp)
+	return resp.PDUIDs, resp.AuthChainIDs, err
+}
+
+func (f fedRemote) MakeMembership(ctx context.Context, server, membership string, roomID id.RoomID, user id.UserID, versions []string) (id.RoomVersion, json.RawMessage, error) {
+	q := url.Values{}
+	if membership != "leave" {
+		q["ver"] = versions
+	}
+	path := "/_matrix/federation/v1/make_" + membership + "/" + url.PathEscape(string(roomID)) + "/" + url.PathEscape(string(user))
+	if len(q) > 0 {
+		path += "?" + q.Encode()
+	}
+	var resp struct {
+		RoomVersion id.RoomVersion  `json:"room_version"`
+		Event       json.RawMessage `json:"event"`
+	}
+	if err := f.c.Do(ctx, server, "GET", path, nil, &resp); err != nil {
+		return "", nil, remoteErr(err)
+	}
+	if resp.RoomVersion == "" {
+		resp.RoomVersion = id.RoomV1
+	}
+	return resp.RoomVersion, resp.Event, nil
+}
+
+func (f fedRemote) SendMembership(ctx context.Context, server, membership string, roomID id.RoomID, eventID id.EventID, event json.RawMessage) (*rooms.SendJoinResult, error) {
+	version := "v2"
+	if membership == "knock" {
+		version = "v1"
+	}
+	path := "/_matrix/federation/" + version + "/send_" + membership + "/" + url.PathEscape(string(roomID)) + "/" + url.PathEscape(string(eventID))
+	var res rooms.SendJoinResult
+	if err := f.c.Do(ctx, server, "PUT", path, event, &res); err != nil {
+		return nil, remoteErr(err)
+	}
+	return &res, nil
+}
+
+// QueryAlias asks an alias's server which room it names (GET /query/directory).
+func (f fedRemote) QueryAlias(ctx context.Context, server, alias string) (id.RoomID, []string, error) {
+	var resp struct {
+		RoomID  id.RoomID `json:"room_id"`
+		Servers []string  `json:"servers"`
+	}
+	err := f.c.Do(ctx, server, "GET", "/_matrix/federation/v1/query/directory?room_alias="+url.QueryEscape(alias), nil, &resp)
+	if err != nil {
+		return "", nil, remoteErr(err)
+	}
+	return resp.RoomID, resp.Servers, nil
+}
+
+// remoteErr turns another server's refusal into the engine's errors.
+func remoteErr(err error) error {
+	var re *transport.ResponseError
+	if errors.As(err, &re) {
+		switch re.StatusCode {
+		case 403:
+			return fmt.Errorf("%w: %v", rooms.ErrForbidden, err)
+		case 404:
+			return fmt.Errorf("%w: %v", rooms.ErrNotFound, err)
+		}
+	}
+	return err
+}

@@ -86,3 +86,50 @@ func TestRoomAcrossTwoServers(t *testing.T) {
 		})
 	}
 }
+
+func TestInviteAcrossServers(t *testing.T) {
+	ctx := context.Background()
+	fed := servertest.Federation(t, "hs1.test", "hs2.test")
+	hs1, hs2 := fed["hs1.test"], fed["hs2.test"]
+	alice := hs1.Register(t, "alice", "correct horse battery")
+	carol := hs2.Register(t, "carol", "correct horse battery")
+	dave := hs2.Register(t, "dave", "correct horse battery")
+	resp, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "private_chat", Name: "Private"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	room := resp.RoomID
+	for _, u := range []id.UserID{carol.UserID, dave.UserID} {
+		if _, err := alice.InviteUser(ctx, room, &mautrix.ReqInviteUser{UserID: u}); err != nil {
+			t.Fatalf("invite %s: %v", u, err)
+		}
+	}
+	membership := func(c *mautrix.Client, u id.UserID) string {
+		var m event.MemberEventContent
+		if err := c.StateEvent(ctx, room, event.StateMember, string(u), &m); err != nil {
+			return "error: " + err.Error()
+		}
+		return string(m.Membership)
+	}
+	if m := membership(carol, carol.UserID); m != "invite" {
+		t.Fatalf("carol's membership on hs2 = %s", m)
+	}
+	if _, err := carol.JoinRoomByID(ctx, room); err != nil {
+		t.Fatalf("carol accepts: %v", err)
+	}
+	carol.SendText(ctx, room, "carol is here")
+	waitFor(t, "carol's message on hs1", func() bool {
+		b := bodies(t, alice, room)
+		return len(b) > 0 && b[len(b)-1] == "carol is here"
+	})
+	// Dave declines; hs1 learns of it.
+	if _, err := dave.LeaveRoom(ctx, room); err != nil {
+		t.Fatalf("dave declines: %v", err)
+	}
+	waitFor(t, "dave's rejection on hs1", func() bool { return membership(alice, dave.UserID) == "leave" })
+	// Inviting a user who does not exist is refused by their server.
+	_, err = alice.InviteUser(ctx, room, &mautrix.ReqInviteUser{UserID: "@nobody:hs2.test"})
+	if code, _ := servertest.ErrCode(err); code == "" {
+		t.Fatal("inviting an unknown remote user succeeded")
+	}
+}

@@ -108,3 +108,15 @@ func remoteErr(err error) error {
 	}
 	return err
 }
+
+func (f fedRemote) Invite(ctx context.Context, server string, roomID id.RoomID, eventID id.EventID, version id.RoomVersion, event json.RawMessage, stripped []json.RawMessage) (json.RawMessage, error) {
+	body := map[string]any{"room_version": version, "event": event, "invite_room_state": stripped}
+	var resp struct {
+		Event json.RawMessage `json:"event"`
+	}
+	path := "/_matrix/federation/v2/invite/" + url.PathEscape(string(roomID)) + "/" + url.PathEscape(string(eventID))
+	if err := f.c.Do(ctx, server, "PUT", path, body, &resp); err != nil {
+		return nil, remoteErr(err)
+	}
+	return resp.Event, nil
+}

@@ -424,7 +424,10 @@ func (s *Server) federationMux() *http.ServeMux {
 	s.Keys.Routes(mux)
 	mux.Handle("GET /_matrix/federation/v1/version", transport.VersionHandler(Version))
 	mux.Handle("PUT /_matrix/federation/v1/send/{txnID}", s.verifier.Authenticate(s.Inbound))
-	(&inbound.Rooms{Engine: s.Rooms, Log: s.log}).Routes(mux, s.verifier.Authenticate)
+	(&inbound.Rooms{Engine: s.Rooms, Log: s.log, UserExists: func(u id.UserID) bool {
+		_, err := s.Accounts.Profile(context.Background(), u)
+		return err == nil
+	}}).Routes(mux, s.verifier.Authenticate)
 	mux.Handle("GET /_matrix/federation/v1/openid/userinfo", &inbound.OpenIDUserInfo{Lookup: s.openIDUser})
 	mux.Handle("GET /_matrix/federation/v1/query/profile", s.verifier.Authenticate(&inbound.ProfileQuery{
 		ServerName: s.cfg.ServerName, Profiles: s.localProfile}))

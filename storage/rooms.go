@@ -757,3 +757,17 @@ func (db *DB) EventIDsByNID(ctx context.Context, nids []int64) (map[int64]string
 	}
 	return out, nil
 }
+
+// SetStrippedState keeps the stripped state another server sent with a user's invite.
+func (tx *Tx) SetStrippedState(roomNID int64, userID string, state []byte) error {
+	_, err := tx.Exec(`INSERT INTO stripped_state (room_nid, user_id, state) VALUES (?, ?, ?)
+		ON CONFLICT (room_nid, user_id) DO UPDATE SET state = excluded.state`, roomNID, userID, state)
+	return err
+}
+
+// StrippedState returns the stripped state stored for a user's invite, or ErrNotFound.
+func (db *DB) StrippedState(ctx context.Context, roomNID int64, userID string) ([]byte, error) {
+	var b []byte
+	err := db.queryRow(ctx, `SELECT state FROM stripped_state WHERE room_nid = ? AND user_id = ?`, roomNID, userID).Scan(&b)
+	return b, notFound(err)
+}

@@ -25,6 +25,8 @@ const maxMembershipBody = 2 * rooms.MaxPDUBytes
 type Rooms struct {
 	Engine *rooms.Engine
 	Log    *slog.Logger
+	// UserExists says whether a local user exists (invites to unknown users are refused).
+	UserExists func(id.UserID) bool
 }
 
 // Routes registers the endpoints on mux, each behind authenticate.
@@ -52,6 +54,33 @@ func (h *Rooms) Routes(mux *http.ServeMux, authenticate func(http.Handler) http.
 	route("GET "+v1+"/backfill/{roomID}", h.backfill)
 	route("POST "+v1+"/get_missing_events/{roomID}", h.missingEvents)
 	route("GET "+v1+"/query/directory", h.queryDirectory)
+	route("PUT "+v2+"/invite/{roomID}/{eventID}", h.invite)
+}
+
+// invite countersigns an invite for a local user (PUT /v2/invite).
+func (h *Rooms) invite(w http.ResponseWriter, r *http.Request, origin string) error {
+	var body struct {
+		RoomVersion id.RoomVersion    `json:"room_version"`
+		Event       json.RawMessage   `json:"event"`
+		Stripped    []json.RawMessage `json:"invite_room_state"`
+	}
+	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 4*rooms.MaxPDUBytes))
+	if err != nil {
+		return rooms.ErrTooLarge
+	}
+	if err := json.Unmarshal(raw, &body); err != nil || len(body.Event) == 0 {
+		writeError(w, 400, "M_BAD_JSON", "expected room_version, event and invite_room_state")
+		return nil
+	}
+	if body.RoomVersion == "" {
+		body.RoomVersion = id.RoomV1
+	}
+	signed, err := h.Engine.ReceiveInvite(r.Context(), origin, id.RoomID(r.PathValue("roomID")), id.EventID(r.PathValue("eventID")),
+		body.RoomVersion, body.Event, body.Stripped, h.UserExists)
+	if err != nil {
+		return err
+	}
+	return respond(w, map[string]any{"event": signed})
 }
 
 // queryDirectory resolves one of this server's aliases for another server.

@@ -147,7 +147,8 @@ func (a *API) knock(w http.ResponseWriter, r *http.Request) error {
 	if err := a.decode(w, r, &body, true); err != nil {
 		return err
 	}
-	got, err := a.rooms.Knock(r.Context(), caller(r).UserID, roomID, body.Reason)
+	via := append(r.URL.Query()["via"], r.URL.Query()["server_name"]...)
+	got, err := a.rooms.Knock(r.Context(), caller(r).UserID, roomID, body.Reason, via...)
 	if err != nil {
 		return err
 	}

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/tidwall/gjson"
+	"maunium.net/go/mautrix/federation/pdu"
 	"maunium.net/go/mautrix/id"
 
 	"fyr/storage"
@@ -152,9 +153,6 @@ func (e *Engine) Invite(ctx context.Context, sender id.UserID, roomID id.RoomID,
 	if _, _, err := c.Target.Parse(); err != nil {
 		return fmt.Errorf("%w: %q is not a user ID", ErrInvalidParam, c.Target)
 	}
-	if !e.isLocal(c.Target) {
-		return fmt.Errorf("%w: inviting %s needs federation, which this server cannot do yet", ErrRemote, c.Target)
-	}
 	return e.changeMember(ctx, sender, roomID, c, "invite", func(rs *roomState) error {
 		if rs.membership(c.Target) == "invite" {
 			return errNoChange
@@ -165,6 +163,9 @@ func (e *Engine) Invite(ctx context.Context, sender id.UserID, roomID id.RoomID,
 
 // Leave leaves a room (or rejects an invite, or withdraws a knock).
 func (e *Engine) Leave(ctx context.Context, user id.UserID, roomID id.RoomID, reason string) error {
+	if done, err := e.leaveStub(ctx, user, roomID, reason); done {
+		return err
+	}
 	return e.changeMember(ctx, user, roomID, MemberChange{Target: user, Reason: reason}, "leave", func(rs *roomState) error {
 		switch rs.membership(user) {
 		case "leave":
@@ -203,12 +204,17 @@ func (e *Engine) Unban(ctx context.Context, sender id.UserID, roomID id.RoomID, 
 }
 
 // Knock asks to join a room whose join rule allows knocking.
-func (e *Engine) Knock(ctx context.Context, user id.UserID, roomID id.RoomID, reason string) (id.RoomID, error) {
+func (e *Engine) Knock(ctx context.Context, user id.UserID, roomID id.RoomID, reason string, via ...string) (id.RoomID, error) {
 	if _, err := e.db.RoomByID(ctx, string(roomID)); errors.Is(err, storage.ErrNotFound) {
-		if isRemoteRoom(roomID, e.opt.ServerName) {
-			return "", fmt.Errorf("%w: knocking on %s needs federation, which this server cannot do yet", ErrRemote, roomID)
+		if !isRemoteRoom(roomID, e.opt.ServerName) && len(via) == 0 {
+			return "", fmt.Errorf("%w: unknown room %s", ErrNotFound, roomID)
 		}
-		return "", fmt.Errorf("%w: unknown room %s", ErrNotFound, roomID)
+		content := map[string]any{"membership": "knock"}
+		if reason != "" {
+			content["reason"] = reason
+		}
+		servers := append(via, roomServer(roomID))
+		return roomID, e.remoteMembership(ctx, user, roomID, servers, "knock", content)
 	}
 	err := e.changeMember(ctx, user, roomID, MemberChange{Target: user, Reason: reason}, "knock", func(rs *roomState) error {
 		if !rs.version.Knocks() {
@@ -259,7 +265,65 @@ func (e *Engine) changeMember(ctx context.Context, sender id.UserID, roomID id.R
 	}
 	content := e.memberContent(ctx, c.Target, membership, nil)
 	addExtra(content, c.Extra, c.Reason)
+	if membership == "invite" && !e.isLocal(c.Target) {
+		return e.inviteRemoteUser(ctx, rs, sender, c.Target, content)
+	}
 	return e.sendMember(ctx, rs, sender, c.Target, content)
+}
+
+// leaveStub rejects an invite (or withdraws a knock) in a room this server is not in,
+// through the inviting server. When that server cannot be reached the rejection is kept
+// locally, so a dead peer cannot pin an invite in the user's list.
+func (e *Engine) leaveStub(ctx context.Context, user id.UserID, roomID id.RoomID, reason string) (bool, error) {
+	if _, err := e.db.RoomByID(ctx, string(roomID)); err != nil {
+		return false, nil
+	}
+	unlock := e.lock(roomID)
+	rs, err := e.loadRoom(ctx, roomID)
+	if err != nil || e.joinsLocally(rs) {
+		unlock()
+		return false, nil
+	}
+	m := rs.membership(user)
+	servers := e.residentServers(ctx, rs, user)
+	version := rs.version
+	unlock()
+	if m != "invite" && m != "knock" {
+		return false, nil
+	}
+	content := map[string]any{"membership": "leave"}
+	if reason != "" {
+		content["reason"] = reason
+	}
+	err = e.remoteMembership(ctx, user, roomID, servers, "leave", content)
+	if err == nil || errors.Is(err, ErrForbidden) {
+		return true, err
+	}
+	e.log.Info("rejecting the invite locally; the inviting server is unreachable", "room_id", roomID, "err", err)
+	return true, e.localLeaveOutlier(ctx, user, roomID, version, reason)
+}
+
+// localLeaveOutlier records a leave signed by this server that no other server sees.
+func (e *Engine) localLeaveOutlier(ctx context.Context, user id.UserID, roomID id.RoomID, version id.RoomVersion, reason string) error {
+	content := map[string]any{"membership": "leave"}
+	if reason != "" {
+		content["reason"] = reason
+	}
+	raw, _ := json.Marshal(content)
+	sk := string(user)
+	p := &pdu.PDU{RoomID: roomID, Sender: user, Type: "m.room.member", StateKey: &sk, Content: raw,
+		OriginServerTS: e.now(), PrevEvents: []id.EventID{}, AuthEvents: []id.EventID{}, Depth: 1}
+	if err := p.FillContentHash(); err != nil {
+		return err
+	}
+	if err := p.Sign(version, e.opt.ServerName, e.opt.Key.ID, e.opt.Key.Private); err != nil {
+		return err
+	}
+	evID, err := p.GetEventID(version)
+	if err != nil {
+		return err
+	}
+	return e.placeStubMembership(ctx, roomID, version, p, evID, nil)
 }
 
 func (e *Engine) sendMember(ctx context.Context, rs *roomState, sender, target id.UserID, content map[string]any) error {

@@ -115,3 +115,12 @@ CREATE TABLE forgotten_rooms (
 	room_nid INTEGER NOT NULL,
 	PRIMARY KEY (user_id, room_nid)
 ) STRICT, WITHOUT ROWID;
+
+-- Stripped state that came with an invite or knock from another server, shown to the user
+-- (sync's invite_state) until they join or reject.
+CREATE TABLE stripped_state (
+	room_nid INTEGER NOT NULL,
+	user_id  TEXT    NOT NULL,
+	state    BLOB    NOT NULL,   -- JSON array of stripped state events
+	PRIMARY KEY (room_nid, user_id)
+) STRICT, WITHOUT ROWID;

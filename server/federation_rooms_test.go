@@ -55,6 +55,9 @@ func TestRoomAcrossTwoServers(t *testing.T) {
 				t.Fatal(err)
 			}
 			room := resp.RoomID
+			for i := range 30 {
+				alice.SendText(ctx, room, fmt.Sprint("history ", i))
+			}
 			alice.SendText(ctx, room, "before bob")
 			joined, err := bob.JoinRoom(ctx, "#field"+string(v)+":hs1.test", nil)
 			if err != nil {
@@ -66,6 +69,27 @@ func TestRoomAcrossTwoServers(t *testing.T) {
 			var name event.RoomNameEventContent
 			if err := bob.StateEvent(ctx, room, event.StateRoomName, "", &name); err != nil || name.Name != "Field team" {
 				t.Fatalf("bob reads the room name on hs2: %q %v", name.Name, err)
+			}
+			// Bob reads the history from before he joined: hs2 backfills it from hs1.
+			var history []string
+			from := ""
+			for range 20 {
+				resp, err := bob.Messages(ctx, room, from, "", mautrix.DirectionBackward, nil, 8)
+				if err != nil {
+					t.Fatalf("bob pages back: %v", err)
+				}
+				for _, ev := range resp.Chunk {
+					if ev.Type == event.EventMessage {
+						history = append(history, fmt.Sprint(ev.Content.Raw["body"]))
+					}
+				}
+				if resp.End == "" {
+					break
+				}
+				from = resp.End
+			}
+			if len(history) != 31 || history[0] != "before bob" || history[30] != "history 0" {
+				t.Fatalf("bob's backfilled history: %d messages %q", len(history), history)
 			}
 			alice.SendText(ctx, room, "hello bob")
 			waitFor(t, "alice's message on hs2", func() bool {

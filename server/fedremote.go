@@ -120,3 +120,15 @@ func (f fedRemote) Invite(ctx context.Context, server string, roomID id.RoomID, 
 	}
 	return resp.Event, nil
 }
+
+func (f fedRemote) Backfill(ctx context.Context, server string, roomID id.RoomID, from []id.EventID, limit int) ([]json.RawMessage, error) {
+	q := url.Values{"limit": {fmt.Sprint(limit)}}
+	for _, x := range from {
+		q.Add("v", string(x))
+	}
+	var resp struct {
+		PDUs []json.RawMessage `json:"pdus"`
+	}
+	err := f.c.Do(ctx, server, "GET", "/_matrix/federation/v1/backfill/"+url.PathEscape(string(roomID))+"?"+q.Encode(), nil, &resp)
+	return resp.PDUs, remoteErr(err)
+}

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"math"
 	"strings"
 )
 
@@ -415,16 +416,20 @@ func (db *DB) LastJoinPos(ctx context.Context, roomNID int64, userID string) (in
 	return pos.Int64, err
 }
 
+// NoBound is RoomEvents' to for "no bound" (history from other servers has negative
+// positions, so 0 is a real bound).
+const NoBound = math.MinInt64
+
 // RoomEvents pages through a room's timeline by stream position. Forwards it returns events
 // with from < pos <= to in ascending order; backwards, events with to < pos <= from in
-// descending order. to = 0 means no bound.
+// descending order. to = NoBound means no bound.
 func (db *DB) RoomEvents(ctx context.Context, roomNID, from, to int64, backwards bool, limit int) ([]*Event, error) {
 	if backwards {
 		return queryEvents(ctx, db.read, `SELECT `+eventCols+` FROM events WHERE room_nid = ? AND stream_pos IS NOT NULL
 			AND stream_pos <= ? AND stream_pos > ? ORDER BY stream_pos DESC LIMIT ?`, roomNID, from, to, limit)
 	}
-	if to == 0 {
-		to = 1 << 62
+	if to == NoBound {
+		to = math.MaxInt64
 	}
 	return queryEvents(ctx, db.read, `SELECT `+eventCols+` FROM events WHERE room_nid = ? AND stream_pos IS NOT NULL
 		AND stream_pos > ? AND stream_pos <= ? ORDER BY stream_pos ASC LIMIT ?`, roomNID, from, to, limit)
@@ -634,6 +639,18 @@ type InboundEvent struct {
 	Rejected    bool
 	SoftFailed  bool
 	Outlier     bool
+	// Backfilled history takes a position before every other event (see migration 0007):
+	// Pos, reserved with ReserveBackfill.
+	Backfilled bool
+	Pos        int64
+}
+
+// ReserveBackfill reserves n positions for history from other servers and returns the
+// lowest; the reserved positions are lowest … lowest+n-1, all below any used before.
+func (tx *Tx) ReserveBackfill(n int) (int64, error) {
+	var low int64
+	err := tx.QueryRow(`UPDATE stream SET backfill_pos = backfill_pos - ? WHERE id = 1 RETURNING backfill_pos`, n).Scan(&low)
+	return low, err
 }
 
 // InsertEvent stores an event from another server without touching the room's current
@@ -645,7 +662,13 @@ func (tx *Tx) InsertEvent(ev *InboundEvent) (*Persisted, error) {
 	timeline := !ev.Outlier && !ev.Rejected && !ev.SoftFailed
 	var pos any
 	if timeline {
-		n, err := tx.NextPos()
+		var n int64
+		var err error
+		if ev.Backfilled {
+			n = ev.Pos
+		} else {
+			n, err = tx.NextPos()
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -660,9 +683,23 @@ func (tx *Tx) InsertEvent(ev *InboundEvent) (*Persisted, error) {
 		return nil, err
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
-		return nil, fmt.Errorf("event %s: %w", ev.ID, ErrExists)
-	}
-	if p.NID, err = res.LastInsertId(); err != nil {
+		// An outlier (fetched as an auth or state event) that now takes its place in the
+		// timeline is promoted; anything else is a duplicate.
+		var nid int64
+		var had sql.NullInt64
+		var rejected bool
+		if err := tx.QueryRow(`SELECT event_nid, stream_pos, rejected FROM events WHERE event_id = ?`, ev.ID).Scan(&nid, &had, &rejected); err != nil {
+			return nil, err
+		}
+		if had.Valid || rejected || !timeline {
+			return nil, fmt.Errorf("event %s: %w", ev.ID, ErrExists)
+		}
+		if _, err := tx.Exec(`UPDATE events SET stream_pos = ?, state_before = ?, soft_failed = ? WHERE event_nid = ?`,
+			pos, ev.StateBefore, ev.SoftFailed, nid); err != nil {
+			return nil, err
+		}
+		p.NID = nid
+	} else if p.NID, err = res.LastInsertId(); err != nil {
 		return nil, err
 	}
 	if ev.StateKey != nil && !ev.Outlier && !ev.Rejected {

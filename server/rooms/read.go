@@ -187,7 +187,7 @@ func (e *Engine) membersAt(ctx context.Context, a *access, pos int64) (storage.S
 			pos = ev.StreamPos
 		}
 	}
-	evs, err := e.db.RoomEvents(ctx, a.room.NID, pos, 0, true, 1)
+	evs, err := e.db.RoomEvents(ctx, a.room.NID, pos, storage.NoBound, true, 1)
 	if err != nil {
 		return nil, err
 	}
@@ -283,7 +283,7 @@ func ParseToken(tok string) (int64, error) {
 		s = s[:i]
 	}
 	pos, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || pos < 0 {
+	if err != nil || pos == storage.NoBound {
 		return 0, fmt.Errorf("%w: %q is not a pagination token from this server", ErrInvalidParam, tok)
 	}
 	return pos, nil

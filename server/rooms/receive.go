@@ -296,6 +296,9 @@ func (e *Engine) stateAfterPrevs(ctx context.Context, rs *roomState, prevs []id.
 }
 
 func (e *Engine) resolveStates(ctx context.Context, rs *roomState, states []StateMap) (StateMap, error) {
+	if len(states) == 0 {
+		return StateMap{}, nil // the create event: nothing before it
+	}
 	if len(states) == 1 {
 		return states[0], nil
 	}

@@ -162,7 +162,8 @@ func (e *Engine) Messages(ctx context.Context, v Viewer, roomID id.RoomID, req M
 		limit = 10
 	}
 	limit = min(limit, 1000)
-	var from, to int64
+	var from int64
+	to := int64(storage.NoBound)
 	if req.From != "" {
 		if from, err = ParseToken(req.From); err != nil {
 			return nil, err
@@ -187,7 +188,16 @@ func (e *Engine) Messages(ctx context.Context, v Viewer, roomID id.RoomID, req M
 	}
 	version := id.RoomVersion(a.room.Version)
 	cursor, scanned, exhausted := from, 0, false
-	for len(resp.Chunk) < limit && !exhausted && scanned < limit*maxScanFactor+100 {
+	backfilled := false
+	for len(resp.Chunk) < limit && scanned < limit*maxScanFactor+100 {
+		if exhausted {
+			// At the local edge of a room shared with other servers: fetch older history
+			// from them once, then carry on.
+			if !req.Backwards || backfilled || req.To != "" || !e.backfill(ctx, a.room, limit-len(resp.Chunk)) {
+				break
+			}
+			backfilled, exhausted = true, false
+		}
 		batch := limit - len(resp.Chunk) + 10
 		evs, err := e.db.RoomEvents(ctx, a.room.NID, cursor, to, req.Backwards, batch)
 		if err != nil {
@@ -225,7 +235,8 @@ func (e *Engine) Messages(ctx context.Context, v Viewer, roomID id.RoomID, req M
 			}
 		}
 	}
-	if !exhausted || (len(resp.Chunk) == limit && !e.atEdge(ctx, a.room.NID, cursor, to, req.Backwards)) {
+	if !exhausted || (len(resp.Chunk) == limit && !e.atEdge(ctx, a.room.NID, cursor, to, req.Backwards)) ||
+		(req.Backwards && len(resp.Chunk) == limit && req.To == "" && e.backfillFrom(ctx, a.room) != nil) {
 		resp.End = Token(cursor)
 	}
 	if err := e.aggregate(ctx, v, resp.Chunk); err != nil {

@@ -3,7 +3,10 @@
 -- positions inside its own transaction, so a reader that sees position N sees all before it.
 CREATE TABLE stream (
 	id  INTEGER PRIMARY KEY CHECK (id = 1),
-	pos INTEGER NOT NULL
+	pos INTEGER NOT NULL,
+	-- history fetched from other servers (backfill) goes before everything else: its
+	-- positions count down from -1, so no sync token ever covers it
+	backfill_pos INTEGER NOT NULL DEFAULT 0
 ) STRICT;
 INSERT INTO stream (id, pos) VALUES (1, 0);
 

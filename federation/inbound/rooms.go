@@ -33,7 +33,13 @@ type Rooms struct {
 func (h *Rooms) Routes(mux *http.ServeMux, authenticate func(http.Handler) http.Handler) {
 	route := func(pattern string, f func(w http.ResponseWriter, r *http.Request, origin string) error) {
 		mux.Handle(pattern, authenticate(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if err := f(w, r, transport.Origin(r.Context())); err != nil {
+			origin := transport.Origin(r.Context())
+			// A room's server ACL shuts banned servers out of every room endpoint.
+			if room := r.PathValue("roomID"); room != "" && !h.Engine.ServerAllowed(r.Context(), id.RoomID(room), origin) {
+				writeError(w, 403, "M_FORBIDDEN", "the room's server ACL bans "+origin)
+				return
+			}
+			if err := f(w, r, origin); err != nil {
 				h.fail(w, r, err)
 			}
 		})))

@@ -98,9 +98,15 @@ func (e *Engine) ReceivePDU(ctx context.Context, origin string, raw json.RawMess
 	if err != nil {
 		return "", err
 	}
+	if !e.acl(ctx, rs).allows(origin) {
+		return "", fmt.Errorf("%w: the room's server ACL bans %s", ErrForbidden, origin)
+	}
 	p, evID, err := e.parseRemote(ctx, rs.version, raw)
 	if err != nil {
 		return evID, err
+	}
+	if !e.acl(ctx, rs).allows(p.Sender.Homeserver()) {
+		return evID, fmt.Errorf("%w: the room's server ACL bans %s", ErrForbidden, p.Sender.Homeserver())
 	}
 	if p.RoomID != roomID {
 		return evID, fmt.Errorf("%w: room_id does not match", ErrBadPDU)

@@ -55,6 +55,10 @@ func (e *Engine) SendState(ctx context.Context, from Sender, roomID id.RoomID, t
 		if err := e.checkCanonicalAlias(ctx, roomID, content); err != nil {
 			return "", err
 		}
+	case "m.room.server_acl":
+		if err := e.checkACLContent(content); err != nil {
+			return "", err
+		}
 	}
 	sk := stateKey
 	return e.sendDraft(ctx, roomID, draft{sender: from.User, typ: typ, stateKey: &sk, content: content}, func(rs *roomState, d *draft) error {

@@ -157,3 +157,25 @@ func TestInviteAcrossServers(t *testing.T) {
 		t.Fatal("inviting an unknown remote user succeeded")
 	}
 }
+
+func TestPresenceAcrossServers(t *testing.T) {
+	ctx := context.Background()
+	fed := servertest.Federation(t, "hs1.test", "hs2.test")
+	hs1, hs2 := fed["hs1.test"], fed["hs2.test"]
+	alice := hs1.Register(t, "alice", "correct horse battery")
+	bob := hs2.Register(t, "bob", "correct horse battery")
+	resp, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "public_chat"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.JoinRoom(ctx, string(resp.RoomID), &mautrix.ReqJoinRoom{Via: []string{"hs1.test"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := alice.SetPresence(ctx, mautrix.ReqPresence{Presence: event.PresenceUnavailable, StatusMsg: "in the field"}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "alice's presence on hs2", func() bool {
+		p, err := bob.GetPresence(ctx, alice.UserID)
+		return err == nil && p.Presence == event.PresenceUnavailable && p.StatusMsg == "in the field"
+	})
+}

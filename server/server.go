@@ -148,7 +148,9 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (s *Server, 
 	s.Rooms.SetOutbox(outbox{s.Outbound})
 	s.Rooms.SetFederation(fedRemote{s.FedClient}, nil)
 	s.Inbound.PDUs = s.Rooms
+	s.Inbound.EDUs = s.eduHandlers()
 	s.UserData = userdata.New(s.DB, cfg.ServerName, userdata.Options{DisablePresence: !cfg.Presence.Enabled})
+	s.UserData.OnPresence = func(u id.UserID) { go s.sendPresence(context.Background(), u) }
 	s.api = httpapi.New(httpapi.Engines{Accounts: s.Accounts, Media: s.Media, VoIP: s.VoIP, Rooms: s.Rooms, UserData: s.UserData}, cfg, log)
 	// The client listener serves the federation paths too, as Synapse's does, so that one
 	// reverse-proxy upstream can carry both; they are signed requests or public keys.

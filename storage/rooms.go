@@ -808,3 +808,24 @@ func (db *DB) StrippedState(ctx context.Context, roomNID int64, userID string) (
 	err := db.queryRow(ctx, `SELECT state FROM stripped_state WHERE room_nid = ? AND user_id = ?`, roomNID, userID).Scan(&b)
 	return b, notFound(err)
 }
+
+// ServersSharingRooms lists the servers with joined members in the rooms where user is
+// joined (the audience of the user's presence and device-list updates).
+func (db *DB) ServersSharingRooms(ctx context.Context, userID string) ([]string, error) {
+	rows, err := db.read.QueryContext(ctx, `SELECT DISTINCT substr(o.state_key, instr(o.state_key, ':') + 1)
+		FROM current_state u JOIN current_state o ON o.room_nid = u.room_nid AND o.type = 'm.room.member' AND o.membership = 'join'
+		WHERE u.type = 'm.room.member' AND u.state_key = ? AND u.membership = 'join'`, userID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, rows.Err()
+}

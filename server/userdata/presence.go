@@ -185,6 +185,9 @@ func (s *Service) updatePresence(ctx context.Context, userID id.UserID, change f
 		return 0, err
 	}
 	s.notify(userID, pos)
+	if s.OnPresence != nil {
+		s.OnPresence(userID)
+	}
 	return pos, nil
 }
 
@@ -196,4 +199,29 @@ func (s *Service) PresenceSince(ctx context.Context, users []id.UserID, since, u
 		return nil, nil
 	}
 	return s.db.PresenceSince(ctx, users, since, upto)
+}
+
+// SetRemotePresence stores the presence another server reports for one of its users (an
+// m.presence EDU). lastActiveAgo is relative to now, as the EDU carries it.
+func (s *Service) SetRemotePresence(ctx context.Context, userID id.UserID, state, statusMsg string, lastActiveAgo int64) error {
+	switch state {
+	case Online, Unavailable, Offline:
+	default:
+		return fmt.Errorf("%w: presence must be online, unavailable or offline", ErrInvalidParam)
+	}
+	if len(statusMsg) > MaxContentBytes || lastActiveAgo < 0 {
+		return fmt.Errorf("%w: bad presence for %s", ErrInvalidParam, userID)
+	}
+	if !s.PresenceEnabled() {
+		return nil
+	}
+	now := s.now().UnixMilli()
+	_, err := s.updatePresence(ctx, userID, func(old *storage.Presence) *storage.Presence {
+		next := &storage.Presence{UserID: userID, State: state, StatusMsg: statusMsg, LastActiveTS: now - lastActiveAgo}
+		if old != nil && old.State == next.State && old.StatusMsg == next.StatusMsg && next.LastActiveTS-old.LastActiveTS < ActiveGranularity.Milliseconds() {
+			return nil
+		}
+		return next
+	})
+	return err
 }

@@ -65,6 +65,9 @@ type Service struct {
 	// room account data or tags are written, not when they are read, so data stays readable
 	// after a room is gone. Nil accepts any syntactically valid room ID.
 	RoomExists func(ctx context.Context, roomID id.RoomID) bool
+	// OnPresence, if set, is called after a committed presence change (local or remote),
+	// after Notify: the server fans local users' presence out to other servers.
+	OnPresence func(userID id.UserID)
 	// CanSeePresence reports whether observer may see target's presence; the spec shares it
 	// with users who share a room. It is not asked when the two are the same user. Nil lets
 	// everyone see everyone's presence.

@@ -10,7 +10,7 @@ import (
 
 // testRoom creates a room whose current state is a join rule, a history visibility and the
 // given members (user ID → membership), and returns its NID.
-func testRoom(t *testing.T, db *storage.DB, roomID, joinRule, history string, members map[string]string) int64 {
+func testRoom(t testing.TB, db *storage.DB, roomID, joinRule, history string, members map[string]string) int64 {
 	t.Helper()
 	ctx := context.Background()
 	var nid int64

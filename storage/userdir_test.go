@@ -16,7 +16,7 @@ func TestUserDirectorySearch(t *testing.T) {
 		t.Fatal(err)
 	}
 	err := db.Write(ctx, func(tx *storage.Tx) error {
-		for _, lp := range []string{"alice", "bob", "eve", "asa", "gone", "loner", "reader"} {
+		for _, lp := range []string{"alice", "bob", "eve", "asa", "gone", "loner", "reader", "pa", "pb"} {
 			if err := tx.CreateUser(storage.User{Localpart: lp, CreatedTS: 1}); err != nil {
 				return err
 			}
@@ -27,6 +27,9 @@ func TestUserDirectorySearch(t *testing.T) {
 			}
 		}
 		if err := tx.SetProfileField("alice", "avatar_url", []byte(`"mxc://x/a"`)); err != nil {
+			return err
+		}
+		if err := tx.SetProfileField("pb", "avatar_url", []byte(`"mxc://x/pb"`)); err != nil {
 			return err
 		}
 		// Bob renames himself and then drops the name.
@@ -47,6 +50,7 @@ func TestUserDirectorySearch(t *testing.T) {
 	testRoom(t, db, "!priv:x", "invite", "shared", map[string]string{"@bob:x": "join", "@eve:x": "join", "@alice:x": "leave"})
 	testRoom(t, db, "!wr:x", "invite", "world_readable", map[string]string{"@reader:x": "join"})
 	testRoom(t, db, "!alone:x", "invite", "shared", map[string]string{"@loner:x": "join"})
+	testRoom(t, db, "!p:x", "public", "shared", map[string]string{"@pa:x": "join", "@pb:x": "join"})
 
 	for _, c := range []struct {
 		searcher string
@@ -74,6 +78,8 @@ func TestUserDirectorySearch(t *testing.T) {
 		{"@alice:x", []string{"alice"}, 10, "[{@alice:x Alice Cooper mxc://x/a}]"},
 		{"@eve:x", []string{"@", ":"}, 10, "[]"},
 		{"@eve:x", []string{`"al`}, 10, "[{@alice:x Alice Cooper mxc://x/a}]"},
+		// Equally good matches: the one with an avatar first.
+		{"@eve:x", []string{"p"}, 10, "[{@pb:x  mxc://x/pb} {@pa:x  }]"},
 	} {
 		got, err := db.SearchUserDirectory(ctx, c.searcher, c.terms, c.limit)
 		if err != nil {
@@ -93,10 +99,49 @@ func TestUserDirectorySearch(t *testing.T) {
 		ids = append(ids, u.UserID)
 	}
 	slices.Sort(ids)
-	if want := []string{"@alice:x", "@asa:x", "@bob:x", "@reader:x"}; !slices.Equal(ids, want) {
+	if want := []string{"@alice:x", "@asa:x", "@bob:x", "@pa:x", "@pb:x", "@reader:x"}; !slices.Equal(ids, want) {
 		t.Errorf("search for the server name found %q, want %q", ids, want)
 	}
 	if two, err := db.SearchUserDirectory(ctx, "@eve:x", []string{"x"}, 2); err != nil || !slices.Equal(two, got[:2]) {
 		t.Errorf("with limit 2: %v, %v; want the first two of %v", two, err, got)
+	}
+}
+
+// BenchmarkUserDirectorySearch searches 5,000 users who share one public room, for a prefix
+// that many names share and for one that few do.
+func BenchmarkUserDirectorySearch(b *testing.B) {
+	db := MustOpen(b, storage.Options{})
+	ctx := context.Background()
+	if err := db.BindServerName(ctx, "x"); err != nil {
+		b.Fatal(err)
+	}
+	const n = 5000
+	members := map[string]string{}
+	err := db.Write(ctx, func(tx *storage.Tx) error {
+		for i := range n {
+			lp := fmt.Sprintf("user%d", i)
+			if err := tx.CreateUser(storage.User{Localpart: lp, CreatedTS: 1}); err != nil {
+				return err
+			}
+			name := fmt.Sprintf(`"%s Person%d"`, []string{"Anna", "Erik", "Maria", "Lars", "Karin"}[i%5], i)
+			if err := tx.SetProfileField(lp, "displayname", []byte(name)); err != nil {
+				return err
+			}
+			members["@"+lp+":x"] = "join"
+		}
+		return nil
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	testRoom(b, db, "!pub:x", "public", "shared", members)
+	for _, term := range []string{"anna", "person4999"} {
+		b.Run(term, func(b *testing.B) {
+			for b.Loop() {
+				if _, err := db.SearchUserDirectory(ctx, "@user1:x", []string{term}, 11); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

@@ -29,9 +29,12 @@ import (
 	"fyr/federation/transport"
 	"fyr/server/accounts"
 	"fyr/server/config"
+	"fyr/server/ephemeral"
 	"fyr/server/httpapi"
 	"fyr/server/media"
+	"fyr/server/reports"
 	"fyr/server/rooms"
+	"fyr/server/userdir"
 	"fyr/server/voip"
 	"fyr/storage"
 	"fyr/storage/atomicfile"
@@ -68,6 +71,11 @@ type Server struct {
 	Keys       *keys.Ring        // this server's keys and the cache of remote servers' keys
 	FedClient  *transport.Client // requests to other servers' federation APIs
 	Outbound   *outbound.Queue   // durable delivery of PDUs and EDUs to other servers
+	// Ephemeral holds typing notifications and receipts; Reports and Directory serve
+	// content reports and the user directory.
+	Ephemeral *ephemeral.Service
+	Reports   *reports.Service
+	Directory *userdir.Service
 	// Inbound answers transactions from other servers; the rooms engine sets its PDUs field.
 	Inbound    *inbound.Transactions
 	verifier   *transport.Verifier
@@ -144,7 +152,11 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (s *Server, 
 	s.Rooms = rooms.New(s.DB, rooms.Options{ServerName: cfg.ServerName, Key: s.SigningKey, Log: log,
 		Profile: s.memberProfile, KeyFunc: s.Keys.KeyFunc(ctx)})
 	s.Rooms.SetOutbox(outbox{s.Outbound})
-	s.api = httpapi.New(httpapi.Engines{Accounts: s.Accounts, Media: s.Media, VoIP: s.VoIP, Rooms: s.Rooms}, cfg, log)
+	s.Ephemeral = ephemeral.New(s.DB, s.Rooms, ephemeral.Options{Log: log})
+	s.Reports = reports.New(s.DB, s.Rooms, cfg.ServerName)
+	s.Directory = userdir.New(s.DB)
+	s.api = httpapi.New(httpapi.Engines{Accounts: s.Accounts, Media: s.Media, VoIP: s.VoIP, Rooms: s.Rooms,
+		Ephemeral: s.Ephemeral, Reports: s.Reports, Directory: s.Directory}, cfg, log)
 	// The client listener serves the federation paths too, as Synapse's does, so that one
 	// reverse-proxy upstream can carry both; they are signed requests or public keys.
 	s.fedHandler = httpapi.Routed(s.federationMux())
@@ -367,6 +379,8 @@ func (s *Server) Run(ctx context.Context) error {
 	go func() { defer wg.Done(); s.Media.Run(bg) }()
 	wg.Add(1)
 	go func() { defer wg.Done(); s.Inbound.Run(bg) }()
+	wg.Add(1)
+	go func() { defer wg.Done(); s.Ephemeral.Run(bg) }()
 	wg.Add(1)
 	go func() {
 		defer wg.Done()

@@ -14,8 +14,11 @@ import (
 
 	"fyr/server/accounts"
 	"fyr/server/config"
+	"fyr/server/ephemeral"
 	"fyr/server/media"
+	"fyr/server/reports"
 	"fyr/server/rooms"
+	"fyr/server/userdir"
 	"fyr/server/voip"
 )
 
@@ -25,6 +28,11 @@ type Engines struct {
 	Media    *media.Service
 	VoIP     *voip.Service // nil: /voip/turnServer offers no TURN server
 	Rooms    *rooms.Engine
+	// Ephemeral, Reports and Directory serve typing, receipts, reports and the user
+	// directory; they are used only when Rooms is set.
+	Ephemeral *ephemeral.Service
+	Reports   *reports.Service
+	Directory *userdir.Service
 }
 
 // API serves the client-server API. Create it with New and serve Handler().
@@ -37,12 +45,18 @@ type API struct {
 	log      *slog.Logger
 	mux      *http.ServeMux
 	limits   *limiter
+
+	// the engines of ephemeralRoutes
+	ephemeral *ephemeral.Service
+	reports   *reports.Service
+	directory *userdir.Service
 }
 
 // New returns the API for one server. cfg is read on every request, so Reload takes effect
 // at once for the settings marked reloadable.
 func New(e Engines, cfg *config.Config, log *slog.Logger) *API {
-	a := &API{accounts: e.Accounts, media: e.Media, voip: e.VoIP, rooms: e.Rooms, log: log, mux: http.NewServeMux(), limits: newLimiter()}
+	a := &API{accounts: e.Accounts, media: e.Media, voip: e.VoIP, rooms: e.Rooms,
+		ephemeral: e.Ephemeral, reports: e.Reports, directory: e.Directory, log: log, mux: http.NewServeMux(), limits: newLimiter()}
 	a.cfg.Store(cfg)
 	a.routes()
 	return a

@@ -9,7 +9,9 @@ import (
 	"time"
 
 	"fyr/server/accounts"
+	"fyr/server/ephemeral"
 	"fyr/server/media"
+	"fyr/server/reports"
 	"fyr/server/rooms"
 	"fyr/storage"
 )
@@ -101,6 +103,13 @@ var engineErrors = []struct {
 	{rooms.ErrBadAlias, 400, "M_BAD_ALIAS"},
 	{rooms.ErrRemote, 502, "M_UNKNOWN"},
 	{rooms.ErrLimitExceeded, 429, "M_LIMIT_EXCEEDED"},
+
+	{ephemeral.ErrNotFound, 404, "M_NOT_FOUND"},
+	{ephemeral.ErrForbidden, 403, "M_FORBIDDEN"},
+	{ephemeral.ErrInvalidParam, 400, "M_INVALID_PARAM"},
+	{ephemeral.ErrUnavailable, 500, "M_UNKNOWN"},
+	{reports.ErrNotFound, 404, "M_NOT_FOUND"},
+	{reports.ErrInvalidParam, 400, "M_INVALID_PARAM"},
 }
 
 // asAPIError turns any error into the Error the client sees. Unknown errors become
@@ -121,7 +130,7 @@ func asAPIError(err error) *Error {
 // clientMessage strips the engine package's prefix ("accounts: ") for the client.
 func clientMessage(err error) string {
 	msg := err.Error()
-	for _, p := range []string{"accounts: ", "media: ", "rooms: "} {
+	for _, p := range []string{"accounts: ", "media: ", "rooms: ", "ephemeral: ", "reports: "} {
 		if strings.HasPrefix(msg, p) {
 			return msg[len(p):]
 		}

@@ -29,10 +29,13 @@ import (
 	"fyr/federation/transport"
 	"fyr/server/accounts"
 	"fyr/server/config"
+	"fyr/server/ephemeral"
 	"fyr/server/httpapi"
 	"fyr/server/media"
+	"fyr/server/reports"
 	"fyr/server/rooms"
 	"fyr/server/userdata"
+	"fyr/server/userdir"
 	"fyr/server/voip"
 	"fyr/storage"
 	"fyr/storage/atomicfile"
@@ -70,6 +73,11 @@ type Server struct {
 	Keys       *keys.Ring        // this server's keys and the cache of remote servers' keys
 	FedClient  *transport.Client // requests to other servers' federation APIs
 	Outbound   *outbound.Queue   // durable delivery of PDUs and EDUs to other servers
+	// Ephemeral holds typing notifications and receipts; Reports and Directory serve
+	// content reports and the user directory.
+	Ephemeral *ephemeral.Service
+	Reports   *reports.Service
+	Directory *userdir.Service
 	// Inbound answers transactions from other servers; the rooms engine sets its PDUs field.
 	Inbound    *inbound.Transactions
 	verifier   *transport.Verifier
@@ -151,7 +159,12 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (s *Server, 
 	s.Inbound.EDUs = s.eduHandlers()
 	s.UserData = userdata.New(s.DB, cfg.ServerName, userdata.Options{DisablePresence: !cfg.Presence.Enabled})
 	s.UserData.OnPresence = func(u id.UserID) { go s.sendPresence(context.Background(), u) }
-	s.api = httpapi.New(httpapi.Engines{Accounts: s.Accounts, Media: s.Media, VoIP: s.VoIP, Rooms: s.Rooms, UserData: s.UserData}, cfg, log)
+	s.Ephemeral = ephemeral.New(s.DB, s.Rooms, ephemeral.Options{Log: log})
+	s.Ephemeral.SetRoomAccountData(s.UserData.SetServerAccountData)
+	s.Reports = reports.New(s.DB, s.Rooms, cfg.ServerName)
+	s.Directory = userdir.New(s.DB)
+	s.api = httpapi.New(httpapi.Engines{Accounts: s.Accounts, Media: s.Media, VoIP: s.VoIP, Rooms: s.Rooms,
+		UserData: s.UserData, Ephemeral: s.Ephemeral, Reports: s.Reports, Directory: s.Directory}, cfg, log)
 	// The client listener serves the federation paths too, as Synapse's does, so that one
 	// reverse-proxy upstream can carry both; they are signed requests or public keys.
 	s.fedHandler = httpapi.Routed(s.federationMux())
@@ -375,6 +388,8 @@ func (s *Server) Run(ctx context.Context) error {
 	go func() { defer wg.Done(); s.Media.Run(bg) }()
 	wg.Add(1)
 	go func() { defer wg.Done(); s.Inbound.Run(bg) }()
+	wg.Add(1)
+	go func() { defer wg.Done(); s.Ephemeral.Run(bg) }()
 	wg.Add(1)
 	go func() {
 		defer wg.Done()

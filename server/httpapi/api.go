@@ -14,9 +14,12 @@ import (
 
 	"fyr/server/accounts"
 	"fyr/server/config"
+	"fyr/server/ephemeral"
 	"fyr/server/media"
+	"fyr/server/reports"
 	"fyr/server/rooms"
 	"fyr/server/userdata"
+	"fyr/server/userdir"
 	"fyr/server/voip"
 )
 
@@ -28,6 +31,11 @@ type Engines struct {
 	Rooms    *rooms.Engine
 	// UserData serves account data, tags, filters and presence; nil: those routes are absent.
 	UserData *userdata.Service
+	// Ephemeral, Reports and Directory serve typing, receipts, reports and the user
+	// directory; they are used only when Rooms is set.
+	Ephemeral *ephemeral.Service
+	Reports   *reports.Service
+	Directory *userdir.Service
 }
 
 // API serves the client-server API. Create it with New and serve Handler().
@@ -41,12 +49,18 @@ type API struct {
 	log      *slog.Logger
 	mux      *http.ServeMux
 	limits   *limiter
+
+	// the engines of ephemeralRoutes
+	ephemeral *ephemeral.Service
+	reports   *reports.Service
+	directory *userdir.Service
 }
 
 // New returns the API for one server. cfg is read on every request, so Reload takes effect
 // at once for the settings marked reloadable.
 func New(e Engines, cfg *config.Config, log *slog.Logger) *API {
-	a := &API{accounts: e.Accounts, media: e.Media, voip: e.VoIP, rooms: e.Rooms, log: log, mux: http.NewServeMux(), limits: newLimiter()}
+	a := &API{accounts: e.Accounts, media: e.Media, voip: e.VoIP, rooms: e.Rooms,
+		ephemeral: e.Ephemeral, reports: e.Reports, directory: e.Directory, log: log, mux: http.NewServeMux(), limits: newLimiter()}
 	a.cfg.Store(cfg)
 	a.userdata = e.UserData
 	a.routes()

@@ -9,7 +9,9 @@ import (
 	"time"
 
 	"fyr/server/accounts"
+	"fyr/server/ephemeral"
 	"fyr/server/media"
+	"fyr/server/reports"
 	"fyr/server/rooms"
 	"fyr/server/userdata"
 	"fyr/storage"
@@ -110,6 +112,13 @@ var engineErrors = []struct {
 	{userdata.ErrInvalidParam, 400, "M_INVALID_PARAM"},
 	{userdata.ErrBadJSON, 400, "M_BAD_JSON"},
 	{userdata.ErrPresenceHidden, 403, "M_FORBIDDEN"},
+
+	{ephemeral.ErrNotFound, 404, "M_NOT_FOUND"},
+	{ephemeral.ErrForbidden, 403, "M_FORBIDDEN"},
+	{ephemeral.ErrInvalidParam, 400, "M_INVALID_PARAM"},
+	{ephemeral.ErrUnavailable, 500, "M_UNKNOWN"},
+	{reports.ErrNotFound, 404, "M_NOT_FOUND"},
+	{reports.ErrInvalidParam, 400, "M_INVALID_PARAM"},
 }
 
 // asAPIError turns any error into the Error the client sees. Unknown errors become
@@ -130,12 +139,24 @@ func asAPIError(err error) *Error {
 // clientMessage strips the engine package's prefix ("accounts: ") for the client.
 func clientMessage(err error) string {
 	msg := err.Error()
-	for _, p := range []string{"accounts: ", "media: ", "rooms: ", "userdata: "} {
-		if strings.HasPrefix(msg, p) {
-			return msg[len(p):]
-		}
+	// Engine packages prefix their errors with their name ("rooms: "); clients do not need it.
+	if name, rest, ok := strings.Cut(msg, ": "); ok && isEngineName(name) {
+		return rest
 	}
 	return msg
+}
+
+// isEngineName says whether s looks like an engine package's error prefix.
+func isEngineName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, r := range s {
+		if r < 'a' || r > 'z' {
+			return false
+		}
+	}
+	return true
 }
 
 // writeError sends err as a spec error response; a *accounts.Challenge becomes the 401

@@ -40,6 +40,7 @@ func (a *API) routes() {
 	}
 	if a.rooms != nil {
 		a.roomRoutes()
+		a.ephemeralRoutes()
 	}
 	a.userdataRoutes()
 

@@ -18,7 +18,7 @@ func init() {
 }
 
 // directoryRoutes are the room directory (aliases and the published room list), room
-// summaries, space hierarchies and mutual rooms.
+// summaries, space hierarchies, room upgrades and mutual rooms.
 func (a *API) directoryRoutes() {
 	a.client("GET /directory/room/{roomAlias}", a.getAlias)
 	a.client("PUT /directory/room/{roomAlias}", a.authed(a.putAlias))
@@ -31,6 +31,7 @@ func (a *API) directoryRoutes() {
 	a.client("POST /publicRooms", a.authed(a.publicRoomsPost))
 
 	a.handle("GET /_matrix/client/v1/rooms/{roomID}/hierarchy", a.authed(a.hierarchy))
+	a.client("POST /rooms/{roomID}/upgrade", a.authed(a.userLimited(a.upgrade)))
 
 	a.handle("GET /_matrix/client/v1/room_summary/{roomIDOrAlias}", a.optionalAuth(a.roomSummary))
 	a.handle("GET /_matrix/client/unstable/im.nheko.summary/summary/{roomIDOrAlias}", a.optionalAuth(a.roomSummary))
@@ -255,6 +256,26 @@ func (a *API) hierarchy(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	writeJSON(w, 200, resp)
+	return nil
+}
+
+func (a *API) upgrade(w http.ResponseWriter, r *http.Request) error {
+	roomID, err := roomIDParam(r)
+	if err != nil {
+		return err
+	}
+	var body rooms.UpgradeRequest
+	if err := a.decode(w, r, &body, false); err != nil {
+		return err
+	}
+	if body.NewVersion == "" {
+		return errMissingParam("new_version")
+	}
+	newID, err := a.rooms.UpgradeRoom(r.Context(), caller(r).UserID, roomID, body)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, 200, map[string]any{"replacement_room": newID})
 	return nil
 }
 

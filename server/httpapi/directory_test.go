@@ -708,3 +708,200 @@ func TestMutualRooms(t *testing.T) {
 		t.Errorf("/versions does not announce mutual rooms: %+v, %v", versions, err)
 	}
 }
+
+// upgradeRoom calls POST /rooms/{roomId}/upgrade.
+func upgradeRoom(c *mautrix.Client, room id.RoomID, body map[string]any) (id.RoomID, error) {
+	var resp struct {
+		ReplacementRoom id.RoomID `json:"replacement_room"`
+	}
+	_, err := c.MakeRequest(ctx, "POST", c.BuildClientURL("v3", "rooms", room, "upgrade"), body, &resp)
+	return resp.ReplacementRoom, err
+}
+
+func TestRoomUpgrade(t *testing.T) {
+	s := servertest.Start(t, servertest.OpenRegistration)
+	server := s.Config.ServerName
+	alice := s.Register(t, "alice", "correct horse battery")
+	bob := s.Register(t, "bob", "correct horse battery")
+	carol := s.Register(t, "carol", "correct horse battery")
+	dave := s.Register(t, "dave", "correct horse battery")
+	erin := s.Register(t, "erin", "correct horse battery")
+	for _, c := range []struct{ from, to id.RoomVersion }{{"10", "12"}, {"11", "12"}, {"10", "11"}} {
+		t.Run("v"+string(c.from)+"-v"+string(c.to), func(t *testing.T) {
+			local := "up" + string(c.from) + string(c.to)
+			alias := "#" + local + ":" + server
+			old := mustCreate(t, alice, &mautrix.ReqCreateRoom{RoomVersion: c.from, Preset: "public_chat", Visibility: "public",
+				Name: "Dispatch", Topic: "Road closures", RoomAliasName: local,
+				InitialState: []*event.Event{{Type: event.StateEncryption, StateKey: new(string),
+					Content: event.Content{Raw: map[string]any{"algorithm": "m.megolm.v1.aes-sha2"}}}}})
+			for _, u := range []*mautrix.Client{bob, carol, dave} {
+				if _, err := u.JoinRoomByID(ctx, old); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if _, err := alice.BanUser(ctx, old, &mautrix.ReqBanUser{UserID: carol.UserID, Reason: "spam"}); err != nil {
+				t.Fatal(err)
+			}
+			pl := stateContent(t, alice, old, event.StatePowerLevels, "")
+			pl["users"].(map[string]any)[string(bob.UserID)] = 50
+			if _, err := alice.SendStateEvent(ctx, old, event.StatePowerLevels, "", pl); err != nil {
+				t.Fatal(err)
+			}
+
+			// Refusals: no power, a version this server cannot create, no version at all.
+			_, err := upgradeRoom(bob, old, map[string]any{"new_version": c.to})
+			wantErr(t, "upgrade without power", err, "M_FORBIDDEN", 403)
+			_, err = upgradeRoom(carol, old, map[string]any{"new_version": c.to})
+			wantErr(t, "upgrade by a banned user", err, "M_FORBIDDEN", 403)
+			_, err = upgradeRoom(alice, old, map[string]any{"new_version": "9"})
+			wantErr(t, "upgrade to v9", err, "M_UNSUPPORTED_ROOM_VERSION", 400)
+			_, err = upgradeRoom(alice, old, map[string]any{})
+			wantErr(t, "upgrade without a version", err, "M_MISSING_PARAM", 400)
+
+			newRoom, err := upgradeRoom(alice, old, map[string]any{"new_version": c.to})
+			if err != nil || newRoom == "" || newRoom == old {
+				t.Fatalf("upgrade: %q, %v", newRoom, err)
+			}
+
+			// The old room: tombstone, locked down, no longer listed, aliases gone.
+			tomb, err := alice.FullStateEvent(ctx, old, event.StateTombstone, "")
+			if err != nil || tomb.Content.Raw["replacement_room"] != string(newRoom) || tomb.Sender != alice.UserID {
+				t.Fatalf("tombstone = %+v, %v", tomb, err)
+			}
+			oldPL := stateContent(t, alice, old, event.StatePowerLevels, "")
+			if oldPL["events_default"].(float64) < 50 || oldPL["invite"].(float64) < 50 {
+				t.Errorf("old room's power levels not restricted: %v", oldPL)
+			}
+			if ca := stateContent(t, alice, old, event.StateCanonicalAlias, ""); ca["alias"] != nil {
+				t.Errorf("old room still advertises %v", ca["alias"])
+			}
+			_, err = dave.SendText(ctx, old, "still here?")
+			wantErr(t, "talk in the old room", err, "M_FORBIDDEN", 403)
+			_, err = dave.InviteUser(ctx, old, &mautrix.ReqInviteUser{UserID: erin.UserID})
+			wantErr(t, "invite in the old room", err, "M_FORBIDDEN", 403)
+			if _, err := bob.SendText(ctx, old, "moderators still can"); err != nil {
+				t.Errorf("moderator talks in the old room: %v", err)
+			}
+			if v, _ := s.Rooms.RoomVisibility(ctx, old); v != "private" {
+				t.Errorf("old room's directory visibility = %s", v)
+			}
+			if v, _ := s.Rooms.RoomVisibility(ctx, newRoom); v != "public" {
+				t.Errorf("new room's directory visibility = %s", v)
+			}
+			if res, err := bob.ResolveAlias(ctx, id.RoomAlias(alias)); err != nil || res.RoomID != newRoom {
+				t.Errorf("alias resolves to %+v, %v; want the new room", res, err)
+			}
+			if list, err := alice.GetAliases(ctx, old); err != nil || len(list.Aliases) != 0 {
+				t.Errorf("old room's aliases = %+v, %v", list, err)
+			}
+
+			// The new room: predecessor, copied state, power, bans, alias.
+			create := stateContent(t, alice, newRoom, event.StateCreate, "")
+			pred, _ := create["predecessor"].(map[string]any)
+			if pred["room_id"] != string(old) || create["room_version"] != string(c.to) {
+				t.Errorf("create = %v", create)
+			}
+			if c.to == "12" {
+				if _, ok := pred["event_id"]; ok {
+					t.Errorf("v12 predecessor has an event_id: %v", pred)
+				}
+			} else if pred["event_id"] != string(tomb.ID) {
+				t.Errorf("predecessor.event_id = %v, want the tombstone %s", pred["event_id"], tomb.ID)
+			}
+			for typ, want := range map[event.Type]string{
+				event.StateRoomName:          "map[name:Dispatch]",
+				event.StateJoinRules:         "map[join_rule:public]",
+				event.StateEncryption:        "map[algorithm:m.megolm.v1.aes-sha2]",
+				event.StateCanonicalAlias:    "map[alias:" + alias + "]",
+				event.StateHistoryVisibility: "map[history_visibility:shared]",
+			} {
+				if got := fmt.Sprint(stateContent(t, alice, newRoom, typ, "")); got != want {
+					t.Errorf("new room's %s = %s, want %s", typ.Type, got, want)
+				}
+			}
+			if topic := stateContent(t, alice, newRoom, event.StateTopic, ""); topic["topic"] != "Road closures" {
+				t.Errorf("new room's topic = %v", topic)
+			}
+			users := stateContent(t, alice, newRoom, event.StatePowerLevels, "")["users"].(map[string]any)
+			_, aliceListed := users[string(alice.UserID)]
+			if users[string(bob.UserID)] != float64(50) || aliceListed != (c.to != "12") {
+				t.Errorf("new room's power users = %v (v%s creators are not listed)", users, c.to)
+			}
+			if m := stateContent(t, alice, newRoom, event.StateMember, string(carol.UserID)); m["membership"] != "ban" || m["reason"] != "spam" {
+				t.Errorf("carol in the new room = %v, want banned", m)
+			}
+			if m := stateContent(t, alice, newRoom, event.StateMember, string(alice.UserID)); m["membership"] != "join" {
+				t.Errorf("alice in the new room = %v", m)
+			}
+			if _, err := bob.JoinRoomByID(ctx, newRoom); err != nil {
+				t.Errorf("bob joins the new room: %v", err)
+			}
+			_, err = carol.JoinRoomByID(ctx, newRoom)
+			wantErr(t, "banned user joins the new room", err, "M_FORBIDDEN", 403)
+			if _, err := alice.SendText(ctx, newRoom, "carry on"); err != nil {
+				t.Errorf("talk in the new room: %v", err)
+			}
+		})
+	}
+	_, err := upgradeRoom(alice, "!ghost:"+id.RoomID(server), map[string]any{"new_version": "12"})
+	wantErr(t, "upgrade unknown room", err, "M_NOT_FOUND", 404)
+}
+
+func TestRoomUpgradeRaisesAndRestoresPower(t *testing.T) {
+	s := servertest.Start(t, servertest.OpenRegistration)
+	alice := s.Register(t, "alice", "correct horse battery")
+	bob := s.Register(t, "bob", "correct horse battery")
+	old := mustCreate(t, alice, &mautrix.ReqCreateRoom{RoomVersion: "11", Preset: "public_chat"})
+	if _, err := bob.JoinRoomByID(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	// Bob may send tombstones (60) but the room's encryption state needs 100.
+	if _, err := alice.SendStateEvent(ctx, old, event.StatePowerLevels, "", map[string]any{
+		"users":  map[id.UserID]int{alice.UserID: 100, bob.UserID: 60},
+		"events": map[string]int{"m.room.tombstone": 60, "m.room.encryption": 100, "m.room.power_levels": 60},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.SendStateEvent(ctx, old, event.StateEncryption, "", map[string]any{"algorithm": "m.megolm.v1.aes-sha2"}); err != nil {
+		t.Fatal(err)
+	}
+	newRoom, err := upgradeRoom(bob, old, map[string]any{"new_version": "11"})
+	if err != nil {
+		t.Fatalf("upgrade by a moderator: %v", err)
+	}
+	if enc := stateContent(t, bob, newRoom, event.StateEncryption, ""); enc["algorithm"] != "m.megolm.v1.aes-sha2" {
+		t.Errorf("encryption not copied: %v", enc)
+	}
+	users := stateContent(t, bob, newRoom, event.StatePowerLevels, "")["users"].(map[string]any)
+	if users[string(bob.UserID)] != float64(60) || users[string(alice.UserID)] != float64(100) {
+		t.Errorf("power after the upgrade = %v, want bob back at 60", users)
+	}
+}
+
+func TestSpaceUpgradeKeepsChildrenAndCreators(t *testing.T) {
+	s := servertest.Start(t, servertest.OpenRegistration)
+	alice := s.Register(t, "alice", "correct horse battery")
+	bob := s.Register(t, "bob", "correct horse battery")
+	space := mustCreate(t, alice, &mautrix.ReqCreateRoom{Preset: "public_chat", Name: "Region", CreationContent: map[string]any{"type": "m.space"}})
+	child := mustCreate(t, alice, &mautrix.ReqCreateRoom{Preset: "public_chat", Name: "Depot"})
+	if _, err := alice.SendStateEvent(ctx, space, event.StateSpaceChild, string(child), map[string]any{"via": []string{s.Config.ServerName}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.JoinRoomByID(ctx, space); err != nil {
+		t.Fatal(err)
+	}
+	newSpace, err := upgradeRoom(alice, space, map[string]any{"new_version": "12", "additional_creators": []id.UserID{bob.UserID}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	create := stateContent(t, alice, newSpace, event.StateCreate, "")
+	if create["type"] != "m.space" || fmt.Sprint(create["additional_creators"]) != fmt.Sprint([]any{string(bob.UserID)}) {
+		t.Errorf("new space's create = %v", create)
+	}
+	h, err := alice.Hierarchy(ctx, newSpace, nil)
+	if err != nil || len(h.Rooms) != 2 || h.Rooms[1].RoomID != child {
+		t.Errorf("new space's hierarchy = %+v, %v", h, err)
+	}
+	_, err = upgradeRoom(alice, space, map[string]any{"new_version": "12", "additional_creators": []string{"not a user"}})
+	wantErr(t, "bad additional creator", err, "M_INVALID_PARAM", 400)
+}

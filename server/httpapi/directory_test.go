@@ -551,6 +551,8 @@ func TestSpaceHierarchy(t *testing.T) {
 	wantErr(t, "changed suggested_only while paging", err, "M_INVALID_PARAM", 400)
 	_, err = alice.Hierarchy(ctx, root, &mautrix.ReqHierarchy{From: first.NextBatch, MaxDepth: &one})
 	wantErr(t, "changed max_depth while paging", err, "M_INVALID_PARAM", 400)
+	_, err = alice.Hierarchy(ctx, sub, &mautrix.ReqHierarchy{From: first.NextBatch})
+	wantErr(t, "another room's token", err, "M_INVALID_PARAM", 400)
 	_, err = alice.Hierarchy(ctx, root, &mautrix.ReqHierarchy{From: "garbage"})
 	wantErr(t, "bad token", err, "M_INVALID_PARAM", 400)
 	_, err = bob.Hierarchy(ctx, hidden, nil)
@@ -904,4 +906,33 @@ func TestSpaceUpgradeKeepsChildrenAndCreators(t *testing.T) {
 	}
 	_, err = upgradeRoom(alice, space, map[string]any{"new_version": "12", "additional_creators": []string{"not a user"}})
 	wantErr(t, "bad additional creator", err, "M_INVALID_PARAM", 400)
+}
+
+// BenchmarkPublicRooms lists the first page of a directory of 300 published rooms, and
+// searches it, as a client's room directory dialog does.
+func BenchmarkPublicRooms(b *testing.B) {
+	s := servertest.Start(b, servertest.OpenRegistration)
+	alice := s.Register(b, "alice", "correct horse battery")
+	for i := range 300 {
+		if _, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Visibility: "public", Preset: "public_chat",
+			Name: fmt.Sprintf("Room %d", i), Topic: "Topic of room " + fmt.Sprint(i)}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.Run("page", func(b *testing.B) {
+		for b.Loop() {
+			if r, err := alice.PublicRooms(ctx, &mautrix.ReqPublicRooms{Limit: 20}); err != nil || len(r.Chunk) != 20 {
+				b.Fatalf("%v, %v", r, err)
+			}
+		}
+	})
+	b.Run("search", func(b *testing.B) {
+		body := map[string]any{"limit": 20, "filter": map[string]any{"generic_search_term": "room 29"}}
+		for b.Loop() {
+			var r mautrix.RespPublicRooms
+			if _, err := alice.MakeRequest(ctx, "POST", alice.BuildClientURL("v3", "publicRooms"), body, &r); err != nil || len(r.Chunk) != 11 {
+				b.Fatalf("%d rooms, %v", len(r.Chunk), err)
+			}
+		}
+	})
 }

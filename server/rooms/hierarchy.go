@@ -78,7 +78,10 @@ func (e *Engine) Hierarchy(ctx context.Context, user id.UserID, roomID id.RoomID
 		if err != nil {
 			return nil, err
 		}
-		if got.Room != tok.Room || got.Suggested != tok.Suggested || got.MaxDepth != tok.MaxDepth {
+		if got.Room != tok.Room {
+			return nil, fmt.Errorf("%w: the pagination token belongs to another room's hierarchy", ErrInvalidParam)
+		}
+		if got.Suggested != tok.Suggested || got.MaxDepth != tok.MaxDepth {
 			return nil, fmt.Errorf("%w: suggested_only and max_depth cannot change on paginated requests", ErrInvalidParam)
 		}
 		tok.Skip = got.Skip

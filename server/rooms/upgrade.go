@@ -65,16 +65,20 @@ var upgradeCopied = []string{"m.room.server_acl", "m.room.encryption", "m.room.n
 //     max(50, users_default+1).
 //
 // Other members are not joined or invited: they follow the tombstone themselves.
-// See https://spec.matrix.org/v1.19/client-server-api/#server-behaviour-18
+// See https://spec.matrix.org/v1.19/client-server-api/#room-upgrades
 func (e *Engine) UpgradeRoom(ctx context.Context, user id.UserID, oldID id.RoomID, req UpgradeRequest) (id.RoomID, error) {
 	newVersion := req.NewVersion
 	if !slices.Contains(CreatableVersions, newVersion) {
 		return "", fmt.Errorf("%w: this server upgrades rooms to versions %v, not %q", ErrUnsupportedVersion, CreatableVersions, newVersion)
 	}
-	for _, u := range req.AdditionalCreators {
-		if _, _, err := u.ParseAndValidateRelaxed(); err != nil {
-			return "", fmt.Errorf("%w: additional_creators: %q is not a user ID", ErrInvalidParam, u)
+	if newVersion.PrivilegedRoomCreators() {
+		for _, u := range req.AdditionalCreators {
+			if _, _, err := u.ParseAndValidateRelaxed(); err != nil {
+				return "", fmt.Errorf("%w: additional_creators: %q is not a user ID", ErrInvalidParam, u)
+			}
 		}
+	} else {
+		req.AdditionalCreators = nil // the spec: ignored by versions without them
 	}
 	oldRoom, err := e.room(ctx, oldID)
 	if err != nil {

@@ -102,6 +102,7 @@ var engineErrors = []struct {
 	{rooms.ErrUnsupportedVersion, 400, "M_UNSUPPORTED_ROOM_VERSION"},
 	{rooms.ErrRoomInUse, 400, "M_ROOM_IN_USE"},
 	{rooms.ErrBadAlias, 400, "M_BAD_ALIAS"},
+	{rooms.ErrAliasExists, 409, "M_UNKNOWN"},
 	{rooms.ErrRemote, 502, "M_UNKNOWN"},
 	{rooms.ErrLimitExceeded, 429, "M_LIMIT_EXCEEDED"},
 	{userdata.ErrNotFound, 404, "M_NOT_FOUND"},

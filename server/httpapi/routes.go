@@ -41,6 +41,7 @@ func (a *API) routes() {
 	if a.rooms != nil {
 		a.roomRoutes()
 		a.ephemeralRoutes()
+		a.directoryRoutes()
 	}
 	a.userdataRoutes()
 

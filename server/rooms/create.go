@@ -36,6 +36,9 @@ type CreateRequest struct {
 	Preset          string                     `json:"preset"`
 	IsDirect        bool                       `json:"is_direct"`
 	PowerOverride   map[string]json.RawMessage `json:"power_level_content_override"`
+
+	// upgrade, set by UpgradeRoom only, shapes a room that replaces another.
+	upgrade *upgradeSpec
 }
 
 // presets are the state each createRoom preset sets.
@@ -48,17 +51,42 @@ var presets = map[string]struct{ joinRule, history, guests string }{
 // CreateRoom creates a room as the spec's createRoom describes, writing every initial event
 // in one transaction: either the whole room exists afterwards or nothing does.
 func (e *Engine) CreateRoom(ctx context.Context, creator id.UserID, req *CreateRequest) (id.RoomID, error) {
+	nr, err := e.buildRoom(ctx, creator, req)
+	if err != nil {
+		return "", err
+	}
+	if err := e.persistRoom(ctx, nr); err != nil {
+		return "", err
+	}
+	return nr.rs.id, nil
+}
+
+// newRoom is a room built in memory, its events signed and authorised, not yet persisted.
+type newRoom struct {
+	rs      *roomState
+	events  []*built
+	creator id.UserID
+	alias   string
+	public  bool
+	// before, when set, runs in the room's first write once its row exists.
+	before func(tx *storage.Tx) error
+}
+
+// buildRoom builds a new room's initial events as createRoom describes (and, with
+// req.upgrade, as a room upgrade needs).
+func (e *Engine) buildRoom(ctx context.Context, creator id.UserID, req *CreateRequest) (*newRoom, error) {
+	up := req.upgrade
 	version := req.RoomVersion
 	if version == "" {
 		version = DefaultVersion
 	}
 	if !slices.Contains(CreatableVersions, version) {
-		return "", fmt.Errorf("%w: this server creates rooms of versions %v, not %q", ErrUnsupportedVersion, CreatableVersions, version)
+		return nil, fmt.Errorf("%w: this server creates rooms of versions %v, not %q", ErrUnsupportedVersion, CreatableVersions, version)
 	}
 	switch req.Visibility {
 	case "", "private", "public":
 	default:
-		return "", fmt.Errorf("%w: visibility must be public or private", ErrInvalidParam)
+		return nil, fmt.Errorf("%w: visibility must be public or private", ErrInvalidParam)
 	}
 	preset := req.Preset
 	if preset == "" {
@@ -69,30 +97,30 @@ func (e *Engine) CreateRoom(ctx context.Context, creator id.UserID, req *CreateR
 	}
 	ps, ok := presets[preset]
 	if !ok {
-		return "", fmt.Errorf("%w: unknown preset %q", ErrInvalidParam, preset)
+		return nil, fmt.Errorf("%w: unknown preset %q", ErrInvalidParam, preset)
 	}
 	if len(req.Invite3PID) > 0 {
-		return "", fmt.Errorf("%w: invite_3pid needs an identity server, which this server does not use", ErrInvalidParam)
+		return nil, fmt.Errorf("%w: invite_3pid needs an identity server, which this server does not use", ErrInvalidParam)
 	}
 	for _, u := range req.Invite {
 		if _, _, err := u.Parse(); err != nil {
-			return "", fmt.Errorf("%w: invite: %q is not a user ID", ErrInvalidParam, u)
+			return nil, fmt.Errorf("%w: invite: %q is not a user ID", ErrInvalidParam, u)
 		}
 		if !e.isLocal(u) {
-			return "", fmt.Errorf("%w: inviting %s needs federation, which this server cannot do yet", ErrRemote, u)
+			return nil, fmt.Errorf("%w: inviting %s needs federation, which this server cannot do yet", ErrRemote, u)
 		}
 	}
 	var alias string
 	if req.RoomAliasName != "" {
 		if strings.ContainsAny(req.RoomAliasName, ": \t\n#") {
-			return "", fmt.Errorf("%w: room_alias_name must be the local part only, without ':', '#' or spaces", ErrInvalidParam)
+			return nil, fmt.Errorf("%w: room_alias_name must be the local part only, without ':', '#' or spaces", ErrInvalidParam)
 		}
 		alias = "#" + req.RoomAliasName + ":" + e.opt.ServerName
 		if len(alias) > 255 {
-			return "", fmt.Errorf("%w: the alias is longer than 255 bytes", ErrInvalidParam)
+			return nil, fmt.Errorf("%w: the alias is longer than 255 bytes", ErrInvalidParam)
 		}
 		if _, err := e.db.AliasByName(ctx, alias); err == nil {
-			return "", fmt.Errorf("%w: %s already exists", ErrRoomInUse, alias)
+			return nil, fmt.Errorf("%w: %s already exists", ErrRoomInUse, alias)
 		}
 	}
 	trusted := preset == "trusted_private_chat"
@@ -112,7 +140,7 @@ func (e *Engine) CreateRoom(ctx context.Context, creator id.UserID, req *CreateR
 	if version.PrivilegedRoomCreators() {
 		if raw, ok := req.CreationContent["additional_creators"]; ok {
 			if err := json.Unmarshal(raw, &additional); err != nil {
-				return "", fmt.Errorf("%w: additional_creators must be a list of user IDs", ErrInvalidParam)
+				return nil, fmt.Errorf("%w: additional_creators must be a list of user IDs", ErrInvalidParam)
 			}
 		}
 		if trusted {
@@ -128,7 +156,7 @@ func (e *Engine) CreateRoom(ctx context.Context, creator id.UserID, req *CreateR
 	}
 	createJSON, err := json.Marshal(create)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 
 	rs := &roomState{version: version, state: map[storage.StateKey]stateEntry{},
@@ -151,16 +179,20 @@ func (e *Engine) CreateRoom(ctx context.Context, creator id.UserID, req *CreateR
 	}
 
 	// The create event decides the room ID in v12, so it is built by hand.
-	cb, err := e.buildCreate(ctx, rs, creator, version, createJSON)
+	var chosenID id.RoomID
+	if up != nil {
+		chosenID = up.roomID
+	}
+	cb, err := e.buildCreate(ctx, rs, creator, version, createJSON, chosenID)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	e.events.put(cb.id, cb.pdu)
 	e.apply(rs, cb, &storage.Persisted{})
 	bs = append(bs, cb)
 
 	if err := add("m.room.member", string(creator), e.memberContent(ctx, creator, "join", nil)); err != nil {
-		return "", err
+		return nil, err
 	}
 	pl := defaultPowerLevels(version, creator)
 	if trusted && !version.PrivilegedRoomCreators() {
@@ -172,12 +204,16 @@ func (e *Engine) CreateRoom(ctx context.Context, creator id.UserID, req *CreateR
 	for k, v := range req.PowerOverride {
 		pl[k] = v
 	}
-	if err := add("m.room.power_levels", "", pl); err != nil {
-		return "", err
+	var plContent any = pl
+	if up != nil {
+		plContent = up.powerLevels
+	}
+	if err := add("m.room.power_levels", "", plContent); err != nil {
+		return nil, err
 	}
 	if alias != "" {
 		if err := add("m.room.canonical_alias", "", map[string]any{"alias": alias}); err != nil {
-			return "", err
+			return nil, err
 		}
 	}
 	presetState := map[storage.StateKey]any{
@@ -190,7 +226,7 @@ func (e *Engine) CreateRoom(ctx context.Context, creator id.UserID, req *CreateR
 	for _, s := range req.InitialState {
 		k := storage.StateKey{Type: s.Type, StateKey: s.StateKey}
 		if s.Type == "m.room.create" || s.Type == "m.room.member" {
-			return "", fmt.Errorf("%w: initial_state cannot set %s", ErrInvalidParam, s.Type)
+			return nil, fmt.Errorf("%w: initial_state cannot set %s", ErrInvalidParam, s.Type)
 		}
 		if _, dup := initial[k]; !dup {
 			initialOrder = append(initialOrder, k)
@@ -202,7 +238,7 @@ func (e *Engine) CreateRoom(ctx context.Context, creator id.UserID, req *CreateR
 			continue
 		}
 		if err := add(k.Type, k.StateKey, presetState[k]); err != nil {
-			return "", err
+			return nil, err
 		}
 	}
 	for _, k := range initialOrder {
@@ -210,18 +246,18 @@ func (e *Engine) CreateRoom(ctx context.Context, creator id.UserID, req *CreateR
 			continue
 		}
 		if err := add(k.Type, k.StateKey, initial[k]); err != nil {
-			return "", err
+			return nil, err
 		}
 	}
 	if req.Name != nil {
 		if err := add("m.room.name", "", map[string]any{"name": *req.Name}); err != nil {
-			return "", err
+			return nil, err
 		}
 	}
 	if req.Topic != nil {
 		topic := map[string]any{"topic": *req.Topic, "m.topic": map[string]any{"m.text": []any{map[string]any{"body": *req.Topic}}}}
 		if err := add("m.room.topic", "", topic); err != nil {
-			return "", err
+			return nil, err
 		}
 	}
 	for _, u := range req.Invite {
@@ -233,41 +269,60 @@ func (e *Engine) CreateRoom(ctx context.Context, creator id.UserID, req *CreateR
 			extra["is_direct"] = true
 		}
 		if err := add("m.room.member", string(u), e.memberContent(ctx, u, "invite", extra)); err != nil {
-			return "", err
+			return nil, err
 		}
 	}
 
+	if up != nil {
+		for _, s := range up.state {
+			if err := add(s.Type, s.StateKey, s.Content); errors.Is(err, ErrForbidden) && s.optional {
+				e.log.Warn("room upgrade: state not copied", "room_id", rs.id, "type", s.Type, "state_key", s.StateKey, "err", err)
+			} else if err != nil {
+				return nil, err
+			}
+		}
+	}
+	return &newRoom{rs: rs, events: bs, creator: creator, alias: alias, public: req.Visibility == "public"}, nil
+}
+
+// persistRoom writes a built room in one transaction and caches its state.
+func (e *Engine) persistRoom(ctx context.Context, nr *newRoom) error {
+	rs := nr.rs
 	unlock := e.lock(rs.id)
 	defer unlock()
-	_, err = e.persist(ctx, rs, bs, func(tx *storage.Tx) error {
-		nid, err := tx.InsertRoom(string(rs.id), string(version), e.now())
+	_, err := e.persist(ctx, rs, nr.events, func(tx *storage.Tx) error {
+		nid, err := tx.InsertRoom(string(rs.id), string(rs.version), e.now())
 		if err != nil {
 			return err
 		}
 		rs.nid = nid
-		if req.Visibility == "public" {
+		if nr.public {
 			if err := tx.SetPublished(nid, true); err != nil {
 				return err
 			}
 		}
-		if alias != "" {
-			if err := tx.InsertAlias(alias, string(rs.id), string(creator)); errors.Is(err, storage.ErrExists) {
-				return fmt.Errorf("%w: %s already exists", ErrRoomInUse, alias)
+		if nr.alias != "" {
+			if err := tx.InsertAlias(nr.alias, string(rs.id), string(nr.creator)); errors.Is(err, storage.ErrExists) {
+				return fmt.Errorf("%w: %s already exists", ErrRoomInUse, nr.alias)
 			} else if err != nil {
 				return err
 			}
 		}
+		if nr.before != nil {
+			return nr.before(tx)
+		}
 		return nil
 	})
 	if err != nil {
-		return "", err
+		return err
 	}
 	e.cache.put(rs)
-	return rs.id, nil
+	return nil
 }
 
-// buildCreate builds the m.room.create event and sets the room's ID from it.
-func (e *Engine) buildCreate(ctx context.Context, rs *roomState, creator id.UserID, version id.RoomVersion, content json.RawMessage) (*built, error) {
+// buildCreate builds the m.room.create event and sets the room's ID from it; in room
+// versions whose IDs are not the create event's hash, the ID is roomID, or a random one.
+func (e *Engine) buildCreate(ctx context.Context, rs *roomState, creator id.UserID, version id.RoomVersion, content json.RawMessage, roomID id.RoomID) (*built, error) {
 	sk := ""
 	d := draft{sender: creator, typ: "m.room.create", stateKey: &sk, content: content}
 	if version.RoomIDIsCreateEventID() {
@@ -283,8 +338,16 @@ func (e *Engine) buildCreate(ctx context.Context, rs *roomState, creator id.User
 		rs.id = roomID
 		return b, nil
 	}
-	rs.id = id.RoomID("!" + randomString(18) + ":" + e.opt.ServerName)
+	rs.id = roomID
+	if rs.id == "" {
+		rs.id = e.newRoomID()
+	}
 	return e.buildWithRoomID(ctx, rs, d, rs.id)
+}
+
+// newRoomID makes a random room ID on this server, for versions whose IDs name a server.
+func (e *Engine) newRoomID() id.RoomID {
+	return id.RoomID("!" + randomString(18) + ":" + e.opt.ServerName)
 }
 
 func (e *Engine) buildWithRoomID(ctx context.Context, rs *roomState, d draft, roomID id.RoomID) (*built, error) {

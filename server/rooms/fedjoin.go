@@ -310,24 +310,12 @@ func (e *Engine) LookupAlias(ctx context.Context, alias string) (id.RoomID, []st
 		}
 		roomID, servers, err := ar.QueryAlias(ctx, server, alias)
 		if err != nil {
-			return "", nil, err
+			if errors.Is(err, ErrNotFound) || errors.Is(err, ErrForbidden) {
+				return "", nil, err
+			}
+			return "", nil, fmt.Errorf("%w: %s did not answer for %s: %v", ErrRemote, server, alias, err)
 		}
 		return roomID, append(servers, server), nil
 	}
-	roomID, err := e.ResolveAlias(ctx, alias)
-	if err != nil {
-		return "", nil, err
-	}
-	servers := []string{e.opt.ServerName}
-	unlock := e.lock(roomID)
-	defer unlock()
-	if rs, err := e.loadRoom(ctx, roomID); err == nil {
-		for s := range rs.joinedServers {
-			if s != e.opt.ServerName {
-				servers = append(servers, s)
-			}
-		}
-	}
-	slices.Sort(servers[1:])
-	return roomID, servers, nil
+	return e.localAliasServers(ctx, alias)
 }

@@ -88,6 +88,8 @@ type Engine struct {
 	locks  sync.Map // room ID → *sync.Mutex
 	cache  *stateCache
 	events *eventCache
+	// summaries caches rooms' directory summaries (summary.go); its zero value is ready.
+	summaries summaryCache
 
 	// aggregator adds bundled aggregations (m.relations) to events; nil: none.
 	aggregator func(ctx context.Context, v Viewer, ces []*ClientEvent) error

@@ -101,6 +101,8 @@ var engineErrors = []struct {
 	{rooms.ErrBadAlias, 400, "M_BAD_ALIAS"},
 	{rooms.ErrRemote, 502, "M_UNKNOWN"},
 	{rooms.ErrLimitExceeded, 429, "M_LIMIT_EXCEEDED"},
+	{rooms.ErrDuplicateAnnotation, 400, "M_DUPLICATE_ANNOTATION"},
+	{rooms.ErrBadRelation, 400, "M_UNKNOWN"},
 }
 
 // asAPIError turns any error into the Error the client sees. Unknown errors become

@@ -446,35 +446,6 @@ func (db *DB) EventNear(ctx context.Context, roomNID, ts int64, backwards bool) 
 		AND origin_ts >= ? ORDER BY origin_ts ASC, stream_pos ASC LIMIT 1`, roomNID, ts))
 }
 
-// Relations lists the timeline events relating to eventID, newest first, filtered by
-// relation and event type when given, with stream positions below before (0: no bound).
-func (db *DB) Relations(ctx context.Context, eventID, relType, eventType string, before, after int64, backwards bool, limit int) ([]*Event, error) {
-	q := `SELECT ` + eventCols + ` FROM events WHERE relates_to = ? AND stream_pos IS NOT NULL`
-	args := []any{eventID}
-	if relType != "" {
-		q += ` AND rel_type = ?`
-		args = append(args, relType)
-	}
-	if eventType != "" {
-		q += ` AND type = ?`
-		args = append(args, eventType)
-	}
-	if before > 0 {
-		q += ` AND stream_pos < ?`
-		args = append(args, before)
-	}
-	if after > 0 {
-		q += ` AND stream_pos > ?`
-		args = append(args, after)
-	}
-	if backwards {
-		q += ` ORDER BY stream_pos DESC LIMIT ?`
-	} else {
-		q += ` ORDER BY stream_pos ASC LIMIT ?`
-	}
-	return queryEvents(ctx, db.read, q, append(args, limit)...)
-}
-
 func placeholders(n int) string {
 	return strings.TrimSuffix(strings.Repeat("?,", n), ",")
 }

@@ -2,6 +2,7 @@ package ephemeral
 
 import (
 	"context"
+	"math"
 	"errors"
 
 	"fyr/storage"
@@ -51,6 +52,7 @@ func (s *Service) inThread(ctx context.Context, ev *storage.Event, threadID stri
 	case top.ID != threadID:
 		return false, nil
 	}
-	replies, err := s.db.Relations(ctx, top.ID, "m.thread", "", 0, 0, false, 1)
+	replies, err := s.db.Relations(ctx, storage.RelationsQuery{RoomNID: top.RoomNID, EventID: top.ID, RelType: "m.thread",
+		From: math.MaxInt64, To: storage.NoBound, Backwards: true, Limit: 1})
 	return len(replies) > 0, err
 }

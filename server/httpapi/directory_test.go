@@ -16,7 +16,6 @@ import (
 	"fyr/storage"
 )
 
-
 // makeAdmin turns a registered user into a server admin.
 func makeAdmin(t *testing.T, s *servertest.Server, localpart string) {
 	t.Helper()

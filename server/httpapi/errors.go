@@ -120,6 +120,8 @@ var engineErrors = []struct {
 	{ephemeral.ErrUnavailable, 500, "M_UNKNOWN"},
 	{reports.ErrNotFound, 404, "M_NOT_FOUND"},
 	{reports.ErrInvalidParam, 400, "M_INVALID_PARAM"},
+	{rooms.ErrDuplicateAnnotation, 400, "M_DUPLICATE_ANNOTATION"},
+	{rooms.ErrBadRelation, 400, "M_UNKNOWN"},
 }
 
 // asAPIError turns any error into the Error the client sees. Unknown errors become

@@ -42,6 +42,7 @@ func (a *API) routes() {
 		a.roomRoutes()
 		a.ephemeralRoutes()
 		a.directoryRoutes()
+		a.relationRoutes()
 	}
 	a.userdataRoutes()
 

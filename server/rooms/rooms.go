@@ -109,7 +109,7 @@ func New(db *storage.DB, opt Options) *Engine {
 	if opt.Log == nil {
 		opt.Log = slog.New(slog.DiscardHandler)
 	}
-	return &Engine{db: db, opt: opt, log: opt.Log, cache: newStateCache(256), events: newEventCache(8192)}
+	return withRelations(&Engine{db: db, opt: opt, log: opt.Log, cache: newStateCache(256), events: newEventCache(8192)})
 }
 
 // SetListener sets who hears about new timeline events.

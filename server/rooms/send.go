@@ -31,7 +31,7 @@ func (e *Engine) Send(ctx context.Context, from Sender, roomID id.RoomID, typ, t
 		return "", fmt.Errorf("%w: send redactions with the /redact endpoint", ErrInvalidParam)
 	}
 	d := draft{sender: from.User, typ: typ, content: content, txnDevice: from.Device, txnID: txnID}
-	ev, err := e.sendDraft(ctx, roomID, d, nil)
+	ev, err := e.sendDraft(ctx, roomID, d, e.relationCheck(ctx))
 	if err != nil && txnID != "" {
 		// A concurrent request with the same transaction ID may have won.
 		if prev, err2 := e.db.TxnEvent(ctx, string(from.User), string(from.Device), txnID); err2 == nil {

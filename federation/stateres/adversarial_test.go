@@ -251,3 +251,25 @@ func TestRestrictedJoinNeedsKeys(t *testing.T) {
 }
 
 var _ stateres.Events = stateres.MapEvents(nil)
+
+// Power events are ordered by their sender's power as the event's own auth events give it,
+// not by the resolved power levels nor by time. Bob (50 when he sent it) and Dave (75) change
+// the join rules on separate forks while Alice promotes Bob to 100 on a third. Dave's change
+// is replayed first, so Bob's, replayed after, stands, though Bob sent his first and ends
+// with more power than Dave.
+func TestPowerOrderUsesAuthEvents(t *testing.T) {
+	for _, v := range v2Versions {
+		t.Run(string(v), func(t *testing.T) {
+			r := newRoom(t, v)
+			l := r.start(map[id.UserID]int{bob: 50, dave: 75}, bob, dave)
+			fb, fd := l.fork(), l.fork()
+			l.send("PROMOTE", alice, "m.room.power_levels", sk(""), r.powerLevels(map[id.UserID]int{alice: 100, bob: 100, dave: 75}))
+			fb.send("JR_BOB", bob, "m.room.join_rules", sk(""), map[string]any{"join_rule": "invite", "by": "bob"})
+			fd.send("JR_DAVE", dave, "m.room.join_rules", sk(""), map[string]any{"join_rule": "invite", "by": "dave"})
+			got := r.resolve(l.state, fb.state, fd.state)
+			if got[keyJoinRules] != r.ev("JR_BOB") || got[keyPowerLevels] != r.ev("PROMOTE") {
+				t.Errorf("got %s; want Bob's join rules and Alice's promotion", r.describe(got))
+			}
+		})
+	}
+}

@@ -17,10 +17,13 @@ type node struct {
 	ev *pdu.PDU
 	// auth holds the distinct auth events, as node indices.
 	auth []int32
-	// loaded says Events has been asked for the event.
-	loaded bool
+	// missed is the call in which Events did not know the event. Unknown events are asked
+	// for again in the next call: they may have arrived since.
+	missed uint32
 	// mark is the generation of the last walk that reached the node.
 	mark uint32
+	// call is the call that flags, reach and local belong to; see graph.at.
+	call uint32
 	// flags say what the current resolution knows about the node.
 	flags uint16
 	// reach counts the states whose auth chain holds the node (auth difference).
@@ -45,9 +48,10 @@ const (
 	fPower
 )
 
-// graph is the part of a room's auth DAG that one resolution touches. Each event is loaded
+// graph is the part of a room's auth DAG that resolutions have touched. Each event is loaded
 // once and its auth_events are turned into node indices once; walks mark nodes with a
-// generation number, so no walk needs a set of its own and none recurses.
+// generation number, so no walk needs a set of its own and none recurses. A graph may live
+// for one call (Resolver.Resolve) or many (Room).
 type graph struct {
 	src     Events
 	version id.RoomVersion
@@ -56,11 +60,39 @@ type graph struct {
 	nodes   []node
 	// arena backs the nodes' auth slices, so loading allocates per batch, not per event.
 	arena []int32
-	gen   uint32
+	// gen numbers walks, call numbers calls.
+	gen, call uint32
 }
 
-func newGraph(src Events, version id.RoomVersion, room id.RoomID) *graph {
-	return &graph{src: src, version: version, room: room, index: make(map[id.EventID]int32, 256)}
+func newGraph(src Events, version id.RoomVersion, room id.RoomID, sizeHint int) *graph {
+	return &graph{src: src, version: version, room: room, index: make(map[id.EventID]int32, sizeHint)}
+}
+
+// begin starts a call: per-call node fields from earlier calls no longer count.
+func (g *graph) begin() {
+	g.call++
+	if g.call == 0 {
+		for i := range g.nodes {
+			g.nodes[i].call, g.nodes[i].missed = 0, 0
+		}
+		g.call = 1
+	}
+}
+
+// at returns a node for reading or changing its per-call fields, clearing them first if they
+// are left over from an earlier call.
+func (g *graph) at(n int32) *node {
+	nd := &g.nodes[n]
+	if nd.call != g.call {
+		nd.call, nd.flags, nd.reach, nd.local = g.call, 0, 0, 0
+	}
+	return nd
+}
+
+// needsLoad says whether Events has yet to be asked for the event in this call.
+func (g *graph) needsLoad(n int32) bool {
+	nd := &g.nodes[n]
+	return nd.ev == nil && nd.missed != g.call
 }
 
 // intern returns the node index of an event ID, adding the node if it is new.
@@ -84,8 +116,8 @@ func (g *graph) load(ctx context.Context, ns []int32) error {
 	var ids []id.EventID
 	var which []int32
 	for _, n := range ns {
-		if !g.nodes[n].loaded {
-			g.nodes[n].loaded = true
+		if g.needsLoad(n) {
+			g.nodes[n].missed = g.call
 			ids = append(ids, g.nodes[n].id)
 			which = append(which, n)
 		}
@@ -190,7 +222,8 @@ func (g *graph) authOf(n int32, key StateKey, notRejected bool) int32 {
 // chain of another. Events that Events does not know, given ones included, cannot be
 // followed; their IDs are returned in missing. Both lists are sorted by event ID. Walking is iterative, so any depth is fine.
 func AuthChain(ctx context.Context, ev Events, ids []id.EventID) (chain, missing []id.EventID, err error) {
-	g := newGraph(ev, "", "")
+	g := newGraph(ev, "", "", 64)
+	g.begin()
 	starts := make([]int32, len(ids))
 	for i, x := range ids {
 		starts[i] = g.intern(x)

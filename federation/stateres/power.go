@@ -61,17 +61,19 @@ func isCreator(create *pdu.PDU, user id.UserID) bool {
 func (s *v2res) senderPower(n int32) int64 {
 	g := s.g
 	ev := g.ev(n)
-	if s.v12 && isCreator(s.create, ev.Sender) {
+	create := s.create
+	if !s.createByRoomID {
+		if c := g.authOf(n, keyCreate, false); c != -1 {
+			create = g.ev(c)
+		}
+	}
+	if s.privileged && isCreator(create, ev.Sender) {
 		return creatorPower
 	}
 	if pl := g.authOf(n, keyPower, false); pl != -1 {
 		return userLevel(g.version, g.ev(pl).Content, ev.Sender)
 	}
-	if s.v12 {
-		return 0
-	}
-	if c := g.authOf(n, keyCreate, false); c != -1 {
-		create := g.ev(c)
+	if create != nil && !s.privileged {
 		creator := create.Sender.String()
 		if g.version.CreatorInContent() {
 			creator = gjson.GetBytes(create.Content, "creator").Str

@@ -12,10 +12,11 @@
 //     https://spec.matrix.org/v1.19/rooms/v12/#state-resolution
 //
 // Events are authorised with mautrix's eventauth against auth events picked from the partially
-// resolved state, as the iterative auth checks require. The package never writes anything and
-// keeps nothing between calls: the Events it is given loads (and should cache) the PDUs, and
-// within one call every event is loaded once and every auth-chain walk is linear in the events
-// it reaches, so large rooms cost one pass over their auth graph rather than one per state.
+// resolved state, as the iterative auth checks require. The package never writes anything.
+// Within a call every event is loaded once and every auth-chain walk is linear in the events
+// it reaches, so a large room costs one pass over its auth graph rather than one per state
+// or per event. A Room keeps that graph between calls, so that resolving again in the same
+// room walks integers instead of loading events and hashing event IDs.
 //
 // Where the spec's prose leaves room and Synapse and ruma (conduwuit) agree, we do what they
 // do, because the point of state resolution is that every server reaches the same state:
@@ -111,14 +112,22 @@ func (r *Resolver) Resolve(ctx context.Context, version id.RoomVersion, roomID i
 	if !version.IsKnown() {
 		return nil, fmt.Errorf("%w %q", ErrUnknownVersion, version)
 	}
+	hint := 0
+	if len(states) > 0 {
+		hint = 2 * len(states[0])
+	}
+	return r.resolve(ctx, newGraph(r.Events, version, roomID, hint), states)
+}
+
+func (r *Resolver) resolve(ctx context.Context, g *graph, states []StateMap) (StateMap, error) {
 	switch len(states) {
 	case 0:
 		return StateMap{}, nil
 	case 1:
 		return clone(states[0]), nil
 	}
-	g := newGraph(r.Events, version, roomID)
-	switch version.StateResVersion() {
+	g.begin()
+	switch g.version.StateResVersion() {
 	case id.StateResV1:
 		return r.resolveV1(ctx, g, states)
 	case id.StateResV2:

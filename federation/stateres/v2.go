@@ -18,9 +18,12 @@ type v2res struct {
 	g   *graph
 	// name is "v2" or "v2.1", for errors.
 	name string
-	// v12 is set for room version 12: v2.1, and creators with infinite power.
-	v12 bool
-	// create is the room's create event in room version 12, nil when unknown.
+	// createByRoomID is set where the room ID names the create event, which auth_events
+	// then leave out (room version 12).
+	createByRoomID bool
+	// privileged is set where room creators have infinite power (room version 12).
+	privileged bool
+	// create is the room's create event where createByRoomID is set, nil when unknown.
 	create *pdu.PDU
 	// createID is create's event ID: the room ID with the sigil "$".
 	createID id.EventID
@@ -34,7 +37,8 @@ type v2res struct {
 // specifications lay it out: split the states, find the full conflicted set, sort and replay
 // the power events, then the rest by mainline, then put the unconflicted state back on top.
 func (r *Resolver) resolveV2(ctx context.Context, g *graph, states []StateMap, v21 bool) (StateMap, error) {
-	s := &v2res{r: r, ctx: ctx, g: g, name: "v2", v12: g.version.RoomIDIsCreateEventID()}
+	s := &v2res{r: r, ctx: ctx, g: g, name: "v2",
+		createByRoomID: g.version.RoomIDIsCreateEventID(), privileged: g.version.PrivilegedRoomCreators()}
 	if v21 {
 		s.name = "v2.1"
 	}
@@ -60,7 +64,7 @@ func (r *Resolver) resolveV2(ctx context.Context, g *graph, states []StateMap, v
 	}
 	var rest []int32
 	for _, n := range full {
-		if g.nodes[n].flags&fPower == 0 {
+		if g.at(n).flags&fPower == 0 {
 			rest = append(rest, n)
 		}
 	}
@@ -71,13 +75,13 @@ func (r *Resolver) resolveV2(ctx context.Context, g *graph, states []StateMap, v
 		return nil, s.errorf("step 4 (iterative auth checks)", err)
 	}
 
-	// Step 5: the unconflicted state replaces whatever the checks put at its keys.
-	out := make(StateMap, len(unconflicted)+len(conflictedKeys))
+	// Step 5: the unconflicted state replaces whatever the checks put at its keys. The
+	// unconflicted map is ours and no longer needed as the base, so it becomes the result.
+	out := unconflicted
 	for k, n := range partial.over {
-		out[k] = g.nodes[n].id
-	}
-	for k, e := range unconflicted {
-		out[k] = e
+		if _, ok := out[k]; !ok {
+			out[k] = g.nodes[n].id
+		}
 	}
 	return out, nil
 }
@@ -87,7 +91,7 @@ func (r *Resolver) resolveV2(ctx context.Context, g *graph, states []StateMap, v
 // them.
 func (s *v2res) fullConflictedSet(states []StateMap, unconflicted StateMap, conflictedKeys []StateKey, v21 bool) ([]int32, error) {
 	g := s.g
-	if s.v12 {
+	if s.createByRoomID {
 		if err := s.loadCreate(); err != nil {
 			return nil, s.errorf("load create event", err)
 		}
@@ -103,8 +107,8 @@ func (s *v2res) fullConflictedSet(states []StateMap, unconflicted StateMap, conf
 			}
 			n := g.intern(e)
 			perState[i] = append(perState[i], n)
-			if g.nodes[n].flags&fConflicted == 0 {
-				g.nodes[n].flags |= fConflicted
+			if g.at(n).flags&fConflicted == 0 {
+				g.at(n).flags |= fConflicted
 				conflicted = append(conflicted, n)
 			}
 		}
@@ -127,38 +131,53 @@ func (s *v2res) errorf(step string, err error) error {
 }
 
 // split divides the states into the unconflicted state map, the keys present in every state
-// with the same event, and the conflicted keys, all the others.
+// with the same event, and the conflicted keys, all the others. Every unconflicted key is in
+// the smallest state, so only its keys are checked against the others.
 func split(states []StateMap) (StateMap, []StateKey) {
-	type slot struct {
-		key    StateKey
-		id     id.EventID
-		n      int
-		differ bool
-	}
-	index := make(map[StateKey]int32, len(states[0]))
-	slots := make([]slot, 0, len(states[0]))
-	for _, st := range states {
-		for k, e := range st {
-			i, ok := index[k]
-			if !ok {
-				index[k] = int32(len(slots))
-				slots = append(slots, slot{key: k, id: e, n: 1})
-				continue
-			}
-			sl := &slots[i]
-			sl.n++
-			if sl.id != e {
-				sl.differ = true
-			}
+	ref := 0
+	for i, st := range states {
+		if len(st) < len(states[ref]) {
+			ref = i
 		}
 	}
-	unconflicted := make(StateMap, len(slots))
+	unconflicted := make(StateMap, len(states[ref]))
 	var conflicted []StateKey
-	for _, sl := range slots {
-		if sl.n == len(states) && !sl.differ {
-			unconflicted[sl.key] = sl.id
+	for k, e := range states[ref] {
+		same := true
+		for i, st := range states {
+			if i != ref {
+				if o, ok := st[k]; !ok || o != e {
+					same = false
+					break
+				}
+			}
+		}
+		if same {
+			unconflicted[k] = e
 		} else {
-			conflicted = append(conflicted, sl.key)
+			conflicted = append(conflicted, k)
+		}
+	}
+	// Keys missing from the smallest state are conflicted too.
+	var seen map[StateKey]bool
+	if len(states) > 2 {
+		seen = map[StateKey]bool{}
+	}
+	for i, st := range states {
+		if i == ref {
+			continue
+		}
+		for k := range st {
+			if _, ok := states[ref][k]; ok {
+				continue
+			}
+			if seen != nil {
+				if seen[k] {
+					continue
+				}
+				seen[k] = true
+			}
+			conflicted = append(conflicted, k)
 		}
 	}
 	return unconflicted, conflicted
@@ -193,7 +212,7 @@ func (s *v2res) authDifference(unconflicted StateMap, perState [][]int32) ([]int
 		starts = append(starts, g.intern(e))
 	}
 	err := g.walk(s.ctx, starts, func(n int32) bool {
-		g.nodes[n].flags |= fUnconflicted
+		g.at(n).flags |= fUnconflicted
 		return true
 	})
 	if err != nil {
@@ -202,7 +221,7 @@ func (s *v2res) authDifference(unconflicted StateMap, perState [][]int32) ([]int
 	var touched []int32
 	for _, ps := range perState {
 		err := g.walk(s.ctx, ps, func(n int32) bool {
-			nd := &g.nodes[n]
+			nd := g.at(n)
 			if nd.flags&fUnconflicted != 0 {
 				return false
 			}
@@ -218,7 +237,7 @@ func (s *v2res) authDifference(unconflicted StateMap, perState [][]int32) ([]int
 	}
 	diff := touched[:0]
 	for _, n := range touched {
-		if int(g.nodes[n].reach) < len(perState) {
+		if int(g.at(n).reach) < len(perState) {
 			diff = append(diff, n)
 		}
 	}
@@ -233,8 +252,8 @@ func (s *v2res) conflictedSubgraph(conflicted []int32) ([]int32, error) {
 	g := s.g
 	var down []int32
 	err := g.walk(s.ctx, conflicted, func(n int32) bool {
-		g.nodes[n].flags |= fForward
-		g.nodes[n].local = int32(len(down))
+		g.at(n).flags |= fForward
+		g.at(n).local = int32(len(down))
 		down = append(down, n)
 		return true
 	})
@@ -245,8 +264,8 @@ func (s *v2res) conflictedSubgraph(conflicted []int32) ([]int32, error) {
 	start := make([]int32, len(down)+1)
 	for _, n := range down {
 		for _, a := range g.nodes[n].auth {
-			if g.nodes[a].flags&fForward != 0 {
-				start[g.nodes[a].local+1]++
+			if g.at(a).flags&fForward != 0 {
+				start[g.at(a).local+1]++
 			}
 		}
 	}
@@ -257,8 +276,8 @@ func (s *v2res) conflictedSubgraph(conflicted []int32) ([]int32, error) {
 	fill := slices.Clone(start[:len(down)])
 	for _, n := range down {
 		for _, a := range g.nodes[n].auth {
-			if g.nodes[a].flags&fForward != 0 {
-				l := g.nodes[a].local
+			if g.at(a).flags&fForward != 0 {
+				l := g.at(a).local
 				citedBy[fill[l]] = n
 				fill[l]++
 			}
@@ -266,14 +285,14 @@ func (s *v2res) conflictedSubgraph(conflicted []int32) ([]int32, error) {
 	}
 	sub := make([]int32, 0, len(conflicted))
 	for _, n := range conflicted {
-		g.nodes[n].flags |= fSubgraph
+		g.at(n).flags |= fSubgraph
 		sub = append(sub, n)
 	}
 	for i := 0; i < len(sub); i++ {
-		l := g.nodes[sub[i]].local
+		l := g.at(sub[i]).local
 		for _, c := range citedBy[start[l]:start[l+1]] {
-			if g.nodes[c].flags&fSubgraph == 0 {
-				g.nodes[c].flags |= fSubgraph
+			if g.at(c).flags&fSubgraph == 0 {
+				g.at(c).flags |= fSubgraph
 				sub = append(sub, c)
 			}
 		}
@@ -288,7 +307,7 @@ func (s *v2res) union(sets ...[]int32) []int32 {
 	var full []int32
 	for _, set := range sets {
 		for _, n := range set {
-			nd := &g.nodes[n]
+			nd := g.at(n)
 			if nd.flags&fFull != 0 || nd.ev == nil || nd.ev.StateKey == nil {
 				continue
 			}
@@ -317,7 +336,7 @@ func (s *v2res) powerOrder(full []int32) ([]int32, error) {
 	}
 	var xs []int32
 	err := g.walk(s.ctx, power, func(n int32) bool {
-		nd := &g.nodes[n]
+		nd := g.at(n)
 		if nd.flags&fFull == 0 {
 			return false
 		}
@@ -344,9 +363,9 @@ func (s *v2res) powerOrder(full []int32) ([]int32, error) {
 		ev := g.ev(n)
 		keys[i] = key{power: s.senderPower(n), ts: ev.OriginServerTS, id: g.nodes[n].id}
 		for _, a := range g.nodes[n].auth {
-			if g.nodes[a].flags&fPower != 0 {
+			if g.at(a).flags&fPower != 0 {
 				waiting[i]++
-				start[g.nodes[a].local+1]++
+				start[g.at(a).local+1]++
 			}
 		}
 	}
@@ -357,8 +376,8 @@ func (s *v2res) powerOrder(full []int32) ([]int32, error) {
 	fill := slices.Clone(start[:len(xs)])
 	for i, n := range xs {
 		for _, a := range g.nodes[n].auth {
-			if g.nodes[a].flags&fPower != 0 {
-				l := g.nodes[a].local
+			if g.at(a).flags&fPower != 0 {
+				l := g.at(a).local
 				citedBy[fill[l]] = int32(i)
 				fill[l]++
 			}
@@ -399,7 +418,7 @@ func (s *v2res) loadAuth(ns []int32) error {
 	var auth []int32
 	for _, n := range ns {
 		for _, a := range s.g.nodes[n].auth {
-			if !s.g.nodes[a].loaded {
+			if s.g.needsLoad(a) {
 				auth = append(auth, a)
 			}
 		}

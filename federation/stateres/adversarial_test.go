@@ -186,13 +186,12 @@ func TestUnknownAndForeignEvents(t *testing.T) {
 		t.Errorf("got topic %s from an unknown event", e)
 	}
 
-	other := newRoom(t, id.RoomV11)
-	other.start(nil)
-	foreign := other.byName["IPOWER"]
-	r.events[foreign.InternalMeta.EventID] = foreign
-	f.state[keyPowerLevels] = foreign.InternalMeta.EventID
-	other.id = "!other:a.test"
-	_, err = stateres.Resolve(ctx, r.version, "!elsewhere:a.test", []stateres.StateMap{l.state, f.state}, r.events)
+	foreign := *r.byName["IPOWER"]
+	foreign.RoomID = "!other:a.test"
+	foreign.InternalMeta.EventID = "$foreign"
+	r.events["$foreign"] = &foreign
+	f.state[keyPowerLevels] = "$foreign"
+	_, err = stateres.Resolve(ctx, r.version, r.id, []stateres.StateMap{l.state, f.state}, r.events)
 	if !errors.Is(err, stateres.ErrWrongRoom) {
 		t.Errorf("Resolve with an event of another room: err = %v, want ErrWrongRoom", err)
 	}

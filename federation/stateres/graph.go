@@ -171,6 +171,12 @@ func (g *graph) inRoom(e id.EventID, ev *pdu.PDU) bool {
 // does not go on through that node (it may still reach the node's auth events another way).
 func (g *graph) walk(ctx context.Context, starts []int32, visit func(n int32) bool) error {
 	g.gen++
+	if g.gen == 0 {
+		for i := range g.nodes {
+			g.nodes[i].mark = 0
+		}
+		g.gen = 1
+	}
 	gen := g.gen
 	frontier := make([]int32, 0, len(starts))
 	for _, s := range starts {
@@ -220,10 +226,15 @@ func (g *graph) authOf(n int32, key StateKey, notRejected bool) int32 {
 // AuthChain returns the auth chain of the given events: every event reachable from them
 // through auth_events, not counting the given events themselves unless one is in the auth
 // chain of another. Events that Events does not know, given ones included, cannot be
-// followed; their IDs are returned in missing. Both lists are sorted by event ID. Walking is iterative, so any depth is fine.
+// followed; their IDs are returned in missing. Both lists are sorted by event ID. Walking is
+// iterative, so any depth is fine.
 func AuthChain(ctx context.Context, ev Events, ids []id.EventID) (chain, missing []id.EventID, err error) {
 	g := newGraph(ev, "", "", 64)
 	g.begin()
+	return g.authChain(ctx, ids)
+}
+
+func (g *graph) authChain(ctx context.Context, ids []id.EventID) (chain, missing []id.EventID, err error) {
 	starts := make([]int32, len(ids))
 	for i, x := range ids {
 		starts[i] = g.intern(x)

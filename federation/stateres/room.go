@@ -48,6 +48,13 @@ func (rm *Room) Resolve(ctx context.Context, states []StateMap) (StateMap, error
 	return rm.r.resolve(ctx, rm.g, states)
 }
 
+// AuthChain returns the auth chain of the given events as the package's AuthChain does, from
+// the Room's memory where it can; it also refuses events of other rooms (ErrWrongRoom).
+func (rm *Room) AuthChain(ctx context.Context, ids []id.EventID) (chain, missing []id.EventID, err error) {
+	rm.g.begin()
+	return rm.g.authChain(ctx, ids)
+}
+
 // Forget makes the Room load the given events again when next it needs them.
 func (rm *Room) Forget(ids ...id.EventID) {
 	for _, e := range ids {

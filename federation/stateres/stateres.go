@@ -30,6 +30,10 @@
 //     events that were rejected against the state before them, but a PDU does not say why it
 //     was rejected, and admitting it would make us disagree with Synapse.
 //
+// Room versions 1 and 2 name events freely, and eventauth reads the create event's ID (rule
+// 5.3.1) through pdu.PDU.GetEventID, which only knows such IDs when the process has set
+// pdu.UseInternalMetaForGetEventID; without it every join in those rooms fails the checks.
+//
 // It is not for checking a single event on receipt (that is eventauth with the event's own
 // auth events), nor for fetching missing events from other servers: Events only reads what
 // this server has.

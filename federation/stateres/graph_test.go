@@ -55,6 +55,9 @@ func TestAuthChain(t *testing.T) {
 // Auth chains are walked without recursion, so a chain far deeper than any goroutine stack
 // could hold frames for is fine, for AuthChain and for a resolution that walks all of it.
 func TestDeepAuthChain(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds 100,000 events")
+	}
 	const depth = 100_000
 	ctx := context.Background()
 	r, ids := chainRoom(t, depth)

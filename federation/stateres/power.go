@@ -71,7 +71,7 @@ func (s *v2res) senderPower(n int32) int64 {
 		return creatorPower
 	}
 	if pl := g.authOf(n, keyPower, false); pl != -1 {
-		return userLevel(g.version, g.ev(pl).Content, ev.Sender)
+		return userLevel(g.ev(pl).Content, ev.Sender)
 	}
 	if create != nil && !s.privileged {
 		creator := create.Sender.String()
@@ -86,9 +86,9 @@ func (s *v2res) senderPower(n int32) int64 {
 }
 
 // userLevel reads a user's level from power_levels content: users[user], else users_default,
-// else 0. Values are read as the room version's auth rules read them: integers from room
-// version 10, and Python-style int() of strings and booleans before it.
-func userLevel(version id.RoomVersion, content []byte, user id.UserID) int64 {
+// else 0. Values are read the way Python's int() reads them, as Synapse does here in every
+// room version: from room version 10 the auth rules only let integers through anyway.
+func userLevel(content []byte, user id.UserID) int64 {
 	var lvl gjson.Result
 	gjson.GetBytes(content, "users").ForEach(func(k, v gjson.Result) bool {
 		if k.Str == user.String() {
@@ -97,32 +97,26 @@ func userLevel(version id.RoomVersion, content []byte, user id.UserID) int64 {
 		}
 		return true
 	})
-	if n, ok := powerInt(version, lvl); ok {
+	if n, ok := pythonInt(lvl); ok {
 		return n
 	}
-	if n, ok := powerInt(version, gjson.GetBytes(content, "users_default")); ok {
+	if n, ok := pythonInt(gjson.GetBytes(content, "users_default")); ok {
 		return n
 	}
 	return 0
 }
 
-func powerInt(version id.RoomVersion, v gjson.Result) (int64, bool) {
+func pythonInt(v gjson.Result) (int64, bool) {
 	switch v.Type {
 	case gjson.Number:
 		return v.Int(), true
-	case gjson.True, gjson.False, gjson.String:
-		if version.ValidatePowerLevelInts() {
-			return 0, false
-		}
-	default:
-		return 0, false
-	}
-	switch v.Type {
 	case gjson.True:
 		return 1, true
 	case gjson.False:
 		return 0, true
+	case gjson.String:
+		n, err := strconv.ParseInt(strings.TrimSpace(v.Str), 10, 64)
+		return n, err == nil
 	}
-	n, err := strconv.ParseInt(strings.TrimSpace(v.Str), 10, 64)
-	return n, err == nil
+	return 0, false
 }

@@ -10,6 +10,100 @@ import (
 	"maunium.net/go/mautrix/id"
 )
 
+// partialState is the partially resolved state: the keys set by the iterative auth checks
+// over a base (the unconflicted state in v2, nothing in v2.1).
+type partialState struct {
+	g    *graph
+	base StateMap
+	over map[StateKey]int32
+}
+
+func (p *partialState) get(k StateKey) (int32, bool) {
+	if n, ok := p.over[k]; ok {
+		return n, true
+	}
+	if e, ok := p.base[k]; ok {
+		return p.g.intern(e), true
+	}
+	return -1, false
+}
+
+// iterate runs the iterative auth checks over events in order: each event is authorised
+// against the partial state's events for the keys the auth rules need, or, where the state has
+// none (or a rejected one), the event's own non-rejected auth event for that key, and is put
+// into the state if allowed. Rejected events are skipped.
+func (s *v2res) iterate(partial *partialState, events []int32) error {
+	g := s.g
+	if err := s.loadAuth(events); err != nil {
+		return err
+	}
+	getKey := s.r.GetKey
+	if getKey == nil {
+		getKey = noKeys
+	}
+	authEvents := make([]*pdu.PDU, 0, 8)
+	for i, n := range events {
+		if i%64 == 63 {
+			if err := s.ctx.Err(); err != nil {
+				return err
+			}
+		}
+		ev := g.ev(n)
+		if ev.InternalMeta.Rejected {
+			continue
+		}
+		authEvents = authEvents[:0]
+		for _, k := range ev.AuthEventSelection(g.version) {
+			var use *pdu.PDU
+			if sn, ok := partial.get(k); ok {
+				if err := g.load(s.ctx, []int32{sn}); err != nil {
+					return err
+				}
+				if sev := g.ev(sn); sev != nil && !sev.InternalMeta.Rejected {
+					use = sev
+				}
+			}
+			if use == nil {
+				if a := g.authOf(n, k, true); a != -1 {
+					use = g.ev(a)
+				}
+			}
+			if use != nil {
+				authEvents = append(authEvents, use)
+			}
+		}
+		err := eventauthAuthorize(g.version, ev, authEvents, s.getEvents, getKey)
+		if s.loadErr != nil {
+			return s.loadErr
+		}
+		if err == nil {
+			partial.over[StateKey{Type: ev.Type, StateKey: *ev.StateKey}] = n
+		} else if isNoKeys(err) {
+			return fmt.Errorf("%w (event %s)", ErrNoGetKey, g.nodes[n].id)
+		}
+	}
+	return nil
+}
+
+// getEvents serves eventauth, which asks for the room version 12 create event by ID.
+func (s *v2res) getEvents(ids []id.EventID) ([]*pdu.PDU, error) {
+	if len(ids) == 1 && ids[0] == s.createID && s.create != nil {
+		return s.createList, nil
+	}
+	out := make([]*pdu.PDU, 0, len(ids))
+	for _, e := range ids {
+		n := s.g.intern(e)
+		if err := s.g.load(s.ctx, []int32{n}); err != nil {
+			s.loadErr = err
+			return nil, err
+		}
+		if ev := s.g.ev(n); ev != nil {
+			out = append(out, ev)
+		}
+	}
+	return out, nil
+}
+
 // eventauthAuthorize runs the room version's auth rules on ev against authEvents, the events
 // picked for its auth event selection. A panic inside the rules, which only malformed events
 // from other servers could cause, counts as a refusal rather than taking the server down.
@@ -29,47 +123,4 @@ func noKeys(string, id.KeyID, time.Time) (id.SigningKey, time.Time, error) {
 
 func isNoKeys(err error) bool {
 	return errors.Is(err, ErrNoGetKey)
-}
-
-// heap is a binary min-heap of indices under less.
-type heap struct {
-	items []int32
-	less  func(a, b int32) bool
-}
-
-func (h *heap) len() int { return len(h.items) }
-
-func (h *heap) push(x int32) {
-	h.items = append(h.items, x)
-	i := len(h.items) - 1
-	for i > 0 {
-		parent := (i - 1) / 2
-		if !h.less(h.items[i], h.items[parent]) {
-			break
-		}
-		h.items[i], h.items[parent] = h.items[parent], h.items[i]
-		i = parent
-	}
-}
-
-func (h *heap) pop() int32 {
-	top := h.items[0]
-	last := len(h.items) - 1
-	h.items[0] = h.items[last]
-	h.items = h.items[:last]
-	i := 0
-	for {
-		l, r, m := 2*i+1, 2*i+2, i
-		if l < len(h.items) && h.less(h.items[l], h.items[m]) {
-			m = l
-		}
-		if r < len(h.items) && h.less(h.items[r], h.items[m]) {
-			m = r
-		}
-		if m == i {
-			return top
-		}
-		h.items[i], h.items[m] = h.items[m], h.items[i]
-		i = m
-	}
 }

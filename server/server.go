@@ -30,6 +30,7 @@ import (
 	"fyr/server/accounts"
 	"fyr/server/config"
 	"fyr/server/httpapi"
+	e2ee "fyr/server/keys"
 	"fyr/server/media"
 	"fyr/server/rooms"
 	"fyr/server/voip"
@@ -63,6 +64,7 @@ type Server struct {
 	Media      *media.Service
 	VoIP       *voip.Service
 	Rooms      *rooms.Engine
+	E2EE       *e2ee.Engine
 	api        *httpapi.API
 	SigningKey *keys.SigningKey
 	Keys       *keys.Ring        // this server's keys and the cache of remote servers' keys
@@ -144,7 +146,8 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (s *Server, 
 	s.Rooms = rooms.New(s.DB, rooms.Options{ServerName: cfg.ServerName, Key: s.SigningKey, Log: log,
 		Profile: s.memberProfile, KeyFunc: s.Keys.KeyFunc(ctx)})
 	s.Rooms.SetOutbox(outbox{s.Outbound})
-	s.api = httpapi.New(httpapi.Engines{Accounts: s.Accounts, Media: s.Media, VoIP: s.VoIP, Rooms: s.Rooms}, cfg, log)
+	s.E2EE = e2ee.New(s.DB, e2ee.Options{ServerName: cfg.ServerName, Log: log})
+	s.api = httpapi.New(httpapi.Engines{Accounts: s.Accounts, Media: s.Media, VoIP: s.VoIP, Rooms: s.Rooms, E2EE: s.E2EE}, cfg, log)
 	// The client listener serves the federation paths too, as Synapse's does, so that one
 	// reverse-proxy upstream can carry both; they are signed requests or public keys.
 	s.fedHandler = httpapi.Routed(s.federationMux())

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"fyr/server/accounts"
+	e2ee "fyr/server/keys"
 	"fyr/server/media"
 	"fyr/server/rooms"
 	"fyr/storage"
@@ -101,6 +102,13 @@ var engineErrors = []struct {
 	{rooms.ErrBadAlias, 400, "M_BAD_ALIAS"},
 	{rooms.ErrRemote, 502, "M_UNKNOWN"},
 	{rooms.ErrLimitExceeded, 429, "M_LIMIT_EXCEEDED"},
+
+	{e2ee.ErrBadJSON, 400, "M_BAD_JSON"},
+	{e2ee.ErrInvalidParam, 400, "M_INVALID_PARAM"},
+	{e2ee.ErrMissingParam, 400, "M_MISSING_PARAM"},
+	{e2ee.ErrInvalidSignature, 400, "M_INVALID_SIGNATURE"},
+	{e2ee.ErrForbidden, 403, "M_FORBIDDEN"},
+	{e2ee.ErrNotFound, 404, "M_NOT_FOUND"},
 }
 
 // asAPIError turns any error into the Error the client sees. Unknown errors become
@@ -121,7 +129,7 @@ func asAPIError(err error) *Error {
 // clientMessage strips the engine package's prefix ("accounts: ") for the client.
 func clientMessage(err error) string {
 	msg := err.Error()
-	for _, p := range []string{"accounts: ", "media: ", "rooms: "} {
+	for _, p := range []string{"accounts: ", "media: ", "rooms: ", "keys: "} {
 		if strings.HasPrefix(msg, p) {
 			return msg[len(p):]
 		}

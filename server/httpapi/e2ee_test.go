@@ -314,6 +314,14 @@ func TestKeyBackupEndpoints(t *testing.T) {
 	if err != nil || one.ForwardedCount != 0 || one.SessionData.Ciphertext == nil {
 		t.Errorf("one session: %+v, %v", one, err)
 	}
+	// Session IDs are base64 and may hold a slash, escaped in the path.
+	st, body = e2eeCall(t, s, alice, "PUT", "/room_keys/keys/"+room+"/a%2Fb+c?version="+cur, key)
+	if st != 200 || body["count"] != 4.0 {
+		t.Errorf("put a session whose ID has a slash: %d %v", st, body)
+	}
+	if keys, err := s.E2EE.BackupKeys(ctx, alice.UserID, cur, id.RoomID(room), "a/b+c"); err != nil || len(keys[id.RoomID(room)]) != 1 {
+		t.Errorf("the session with a slash was stored as %v, %v", keys, err)
+	}
 	st, body = e2eeCall(t, s, alice, "GET", "/room_keys/keys/!empty:localhost?version="+cur, nil)
 	if st != 200 || fmt.Sprint(body) != "map[sessions:map[]]" {
 		t.Errorf("a room without keys: %d %v", st, body)

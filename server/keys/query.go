@@ -30,12 +30,13 @@ type QueryResult struct {
 	Failures map[string]Failure `json:"failures"`
 }
 
-// Failure says why a server, or a key in a signature upload, failed.
+// Failure says why a key in a signature upload failed (errcode and error, as the spec
+// shows), or why a server could not be asked (status and message, as Synapse reports it).
 type Failure struct {
 	ErrCode string `json:"errcode,omitempty"`
 	Error   string `json:"error,omitempty"`
-	// Status is the HTTP status a remote failure amounts to, as Synapse reports it.
-	Status int `json:"status,omitempty"`
+	Status  int    `json:"status,omitempty"`
+	Message string `json:"message,omitempty"`
 }
 
 func newQueryResult() *QueryResult {
@@ -109,7 +110,7 @@ func (e *Engine) queryRemote(ctx context.Context, server string, q map[id.UserID
 }
 
 func remoteFailure(err error) Failure {
-	return Failure{Status: 503, Error: err.Error()}
+	return Failure{Status: 503, Message: err.Error()}
 }
 
 // merge adds a remote server's answer to the result. User-signing keys of other users are

@@ -285,7 +285,7 @@ func TestQuery(t *testing.T) {
 	if res.UserSigningKeys[alice.user] != nil {
 		t.Error("bob sees alice's user-signing key")
 	}
-	if f, ok := res.Failures["elsewhere.example"]; !ok || f.Error == "" {
+	if f, ok := res.Failures["elsewhere.example"]; !ok || f.Status != 503 || f.Message == "" {
 		t.Errorf("the remote server is not in failures: %v", res.Failures)
 	}
 	// Only a user's own query shows their user-signing key; asking for a device that does not

@@ -179,3 +179,79 @@ func TestPresenceAcrossServers(t *testing.T) {
 		return err == nil && p.Presence == event.PresenceUnavailable && p.StatusMsg == "in the field"
 	})
 }
+
+// TestConcurrentChangesConverge sends messages and state changes from three servers at once,
+// so each receives events that fork from its own, and checks that all three end with every
+// message and the same state.
+func TestConcurrentChangesConverge(t *testing.T) {
+	ctx := context.Background()
+	fed := servertest.Federation(t, "hs1.test", "hs2.test", "hs3.test")
+	var clients []*mautrix.Client
+	for _, n := range []string{"hs1.test", "hs2.test", "hs3.test"} {
+		clients = append(clients, fed[n].Register(t, "u", "correct horse battery"))
+	}
+	resp, err := clients[0].CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "public_chat",
+		RoomVersion: "11",
+		PowerLevelOverride: &event.PowerLevelsEventContent{StateDefaultPtr: new(0), Users: map[id.UserID]int{clients[0].UserID: 100}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	room := resp.RoomID
+	for _, c := range clients[1:] {
+		if _, err := c.JoinRoom(ctx, string(room), &mautrix.ReqJoinRoom{Via: []string{"hs1.test"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range clients {
+		waitFor(t, "three members on "+c.UserID.Homeserver(), func() bool {
+			m, err := c.JoinedMembers(ctx, room)
+			return err == nil && len(m.Joined) == 3
+		})
+	}
+	const each = 15
+	done := make(chan error, len(clients))
+	for i, c := range clients {
+		go func() {
+			for j := range each {
+				if _, err := c.SendText(ctx, room, fmt.Sprintf("%d-%d", i, j)); err != nil {
+					done <- err
+					return
+				}
+				if j%5 == 0 {
+					if _, err := c.SendStateEvent(ctx, room, event.StateTopic, "", map[string]any{"topic": fmt.Sprintf("topic %d-%d", i, j)}); err != nil {
+						done <- err
+						return
+					}
+				}
+			}
+			done <- nil
+		}()
+	}
+	for range clients {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A final message from each server merges the forks it knows about.
+	for _, c := range clients {
+		waitFor(t, "all messages everywhere", func() bool { return len(bodies(t, c, room)) >= len(clients)*each })
+	}
+	clients[0].SendText(ctx, room, "merge")
+	for _, c := range clients {
+		waitFor(t, "the merge message everywhere", func() bool {
+			b := bodies(t, c, room)
+			return len(b) > 0 && b[len(b)-1] == "merge"
+		})
+	}
+	topic := func(c *mautrix.Client) string {
+		var tc event.TopicEventContent
+		if err := c.StateEvent(ctx, room, event.StateTopic, "", &tc); err != nil {
+			return "error: " + err.Error()
+		}
+		return tc.Topic
+	}
+	want := topic(clients[0])
+	for _, c := range clients[1:] {
+		waitFor(t, "the same topic everywhere", func() bool { return topic(c) == want })
+	}
+}

@@ -31,6 +31,7 @@ import (
 	"fyr/server/config"
 	"fyr/server/ephemeral"
 	"fyr/server/httpapi"
+	e2ee "fyr/server/keys"
 	"fyr/server/media"
 	"fyr/server/reports"
 	"fyr/server/rooms"
@@ -68,6 +69,7 @@ type Server struct {
 	VoIP       *voip.Service
 	Rooms      *rooms.Engine
 	UserData   *userdata.Service
+	E2EE       *e2ee.Engine
 	api        *httpapi.API
 	SigningKey *keys.SigningKey
 	Keys       *keys.Ring        // this server's keys and the cache of remote servers' keys
@@ -163,8 +165,9 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (s *Server, 
 	s.Ephemeral.SetRoomAccountData(s.UserData.SetServerAccountData)
 	s.Reports = reports.New(s.DB, s.Rooms, cfg.ServerName)
 	s.Directory = userdir.New(s.DB)
+	s.E2EE = e2ee.New(s.DB, e2ee.Options{ServerName: cfg.ServerName, Log: log})
 	s.api = httpapi.New(httpapi.Engines{Accounts: s.Accounts, Media: s.Media, VoIP: s.VoIP, Rooms: s.Rooms,
-		UserData: s.UserData, Ephemeral: s.Ephemeral, Reports: s.Reports, Directory: s.Directory}, cfg, log)
+		UserData: s.UserData, Ephemeral: s.Ephemeral, Reports: s.Reports, Directory: s.Directory, E2EE: s.E2EE}, cfg, log)
 	// The client listener serves the federation paths too, as Synapse's does, so that one
 	// reverse-proxy upstream can carry both; they are signed requests or public keys.
 	s.fedHandler = httpapi.Routed(s.federationMux())

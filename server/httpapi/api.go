@@ -15,6 +15,7 @@ import (
 	"fyr/server/accounts"
 	"fyr/server/config"
 	"fyr/server/ephemeral"
+	e2ee "fyr/server/keys"
 	"fyr/server/media"
 	"fyr/server/reports"
 	"fyr/server/rooms"
@@ -36,6 +37,7 @@ type Engines struct {
 	Ephemeral *ephemeral.Service
 	Reports   *reports.Service
 	Directory *userdir.Service
+	E2EE     *e2ee.Engine
 }
 
 // API serves the client-server API. Create it with New and serve Handler().
@@ -45,6 +47,7 @@ type API struct {
 	voip     *voip.Service
 	rooms    *rooms.Engine
 	userdata *userdata.Service
+	e2ee     *e2ee.Engine
 	cfg      atomic.Pointer[config.Config]
 	log      *slog.Logger
 	mux      *http.ServeMux
@@ -59,7 +62,7 @@ type API struct {
 // New returns the API for one server. cfg is read on every request, so Reload takes effect
 // at once for the settings marked reloadable.
 func New(e Engines, cfg *config.Config, log *slog.Logger) *API {
-	a := &API{accounts: e.Accounts, media: e.Media, voip: e.VoIP, rooms: e.Rooms,
+	a := &API{accounts: e.Accounts, media: e.Media, voip: e.VoIP, rooms: e.Rooms, e2ee: e.E2EE,
 		ephemeral: e.Ephemeral, reports: e.Reports, directory: e.Directory, log: log, mux: http.NewServeMux(), limits: newLimiter()}
 	a.cfg.Store(cfg)
 	a.userdata = e.UserData

@@ -10,6 +10,7 @@ import (
 
 	"fyr/server/accounts"
 	"fyr/server/ephemeral"
+	e2ee "fyr/server/keys"
 	"fyr/server/media"
 	"fyr/server/reports"
 	"fyr/server/rooms"
@@ -122,6 +123,12 @@ var engineErrors = []struct {
 	{reports.ErrInvalidParam, 400, "M_INVALID_PARAM"},
 	{rooms.ErrDuplicateAnnotation, 400, "M_DUPLICATE_ANNOTATION"},
 	{rooms.ErrBadRelation, 400, "M_UNKNOWN"},
+	{e2ee.ErrBadJSON, 400, "M_BAD_JSON"},
+	{e2ee.ErrInvalidParam, 400, "M_INVALID_PARAM"},
+	{e2ee.ErrMissingParam, 400, "M_MISSING_PARAM"},
+	{e2ee.ErrInvalidSignature, 400, "M_INVALID_SIGNATURE"},
+	{e2ee.ErrForbidden, 403, "M_FORBIDDEN"},
+	{e2ee.ErrNotFound, 404, "M_NOT_FOUND"},
 }
 
 // asAPIError turns any error into the Error the client sees. Unknown errors become

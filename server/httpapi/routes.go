@@ -11,15 +11,15 @@ func (a *API) routes() {
 
 	a.client("GET /login", a.loginFlows)
 	a.client("POST /login", a.rateLimited("login", a.login))
-	a.client("POST /logout", a.authed(a.logout))
-	a.client("POST /logout/all", a.authed(a.logoutAll))
+	a.client("POST /logout", a.authed(a.devicesGone(a.logout)))
+	a.client("POST /logout/all", a.authed(a.devicesGone(a.logoutAll)))
 	a.client("POST /register", a.rateLimited("login", a.register))
 	a.client("GET /register/available", a.rateLimited("check", a.registerAvailable))
 	a.handle("GET /_matrix/client/v1/register/m.login.registration_token/validity", a.rateLimited("check", a.registrationTokenValidity))
 
 	a.client("GET /account/whoami", a.authed(a.whoami))
-	a.client("POST /account/password", a.authed(a.changePassword))
-	a.client("POST /account/deactivate", a.authed(a.deactivate))
+	a.client("POST /account/password", a.authed(a.devicesGone(a.changePassword)))
+	a.client("POST /account/deactivate", a.authed(a.devicesGone(a.deactivate)))
 	a.client("GET /capabilities", a.authed(a.capabilities))
 	a.client("POST /user/{userID}/openid/request_token", a.authed(a.openIDToken))
 	a.client("GET /voip/turnServer", a.rateLimited("turn", a.authed(a.turnServer)))
@@ -27,8 +27,8 @@ func (a *API) routes() {
 	a.client("GET /devices", a.authed(a.listDevices))
 	a.client("GET /devices/{deviceID}", a.authed(a.getDevice))
 	a.client("PUT /devices/{deviceID}", a.authed(a.renameDevice))
-	a.client("DELETE /devices/{deviceID}", a.authed(a.deleteDevice))
-	a.client("POST /delete_devices", a.authed(a.deleteDevices))
+	a.client("DELETE /devices/{deviceID}", a.authed(a.devicesGone(a.deleteDevice)))
+	a.client("POST /delete_devices", a.authed(a.devicesGone(a.deleteDevices)))
 
 	a.client("GET /profile/{userID}", a.getProfile)
 	a.client("GET /profile/{userID}/{key}", a.getProfileField)
@@ -45,6 +45,7 @@ func (a *API) routes() {
 		a.relationRoutes()
 	}
 	a.userdataRoutes()
+	a.e2eeRoutes()
 
 	a.handle("GET /_synapse/admin/v1/register", a.sharedSecretNonce)
 	a.handle("POST /_synapse/admin/v1/register", a.rateLimited("login", a.sharedSecretRegister))

@@ -141,6 +141,8 @@ func (e *Engine) SendMembership(ctx context.Context, origin string, roomID id.Ro
 	if ev.SoftFailed {
 		return nil, fmt.Errorf("%w: the %s is not allowed by the room's current state", ErrForbidden, membership)
 	}
+	// The joining server only told us: send the event on to everyone else in the room.
+	e.forward(ctx, origin, serversBefore, ev)
 	res := &SendJoinResult{Origin: e.opt.ServerName, Event: signed, ServersInRoom: serversBefore}
 	if membership != "join" {
 		return res, nil
@@ -409,4 +411,30 @@ func (e *Engine) MissingEvents(ctx context.Context, origin string, roomID id.Roo
 		res = append(res, raw)
 	}
 	return res, nil
+}
+
+// forward queues an event that reached us through make/send_* for the other servers in the
+// room (not its origin, not us).
+func (e *Engine) forward(ctx context.Context, origin string, servers []string, ev *storage.Event) {
+	e.mu.RLock()
+	outbox := e.outbox
+	e.mu.RUnlock()
+	if outbox == nil {
+		return
+	}
+	var dests []string
+	for _, s := range servers {
+		if s != origin && s != e.opt.ServerName {
+			dests = append(dests, s)
+		}
+	}
+	if len(dests) == 0 {
+		return
+	}
+	err := e.db.Write(ctx, func(tx *storage.Tx) error { return outbox.EnqueuePDU(tx, dests, ev.JSON) })
+	if err != nil {
+		e.log.Error("forwarding a membership event", "event_id", ev.ID, "err", err)
+		return
+	}
+	outbox.Notify(dests)
 }

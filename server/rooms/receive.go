@@ -37,10 +37,14 @@ type StateMap = map[storage.StateKey]id.EventID
 type Resolver func(ctx context.Context, version id.RoomVersion, roomID id.RoomID, states []StateMap,
 	load func([]id.EventID) ([]*pdu.PDU, error)) (StateMap, error)
 
-// SetFederation gives the engine what it needs to place other servers' events.
+// SetFederation gives the engine what it needs to place other servers' events; a nil
+// resolve keeps federation/stateres.
 func (e *Engine) SetFederation(r Remote, resolve Resolver) {
 	e.mu.Lock()
-	e.remote, e.resolve = r, resolve
+	e.remote = r
+	if resolve != nil {
+		e.resolve = resolve
+	}
 	e.mu.Unlock()
 }
 

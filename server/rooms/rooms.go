@@ -109,7 +109,9 @@ func New(db *storage.DB, opt Options) *Engine {
 	if opt.Log == nil {
 		opt.Log = slog.New(slog.DiscardHandler)
 	}
-	return withRelations(&Engine{db: db, opt: opt, log: opt.Log, cache: newStateCache(256), events: newEventCache(8192)})
+	e := withRelations(&Engine{db: db, opt: opt, log: opt.Log, cache: newStateCache(256), events: newEventCache(8192)})
+	e.resolve = e.stateResolver
+	return e
 }
 
 // SetListener sets who hears about new timeline events.

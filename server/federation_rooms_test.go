@@ -191,7 +191,7 @@ func TestConcurrentChangesConverge(t *testing.T) {
 		clients = append(clients, fed[n].Register(t, "u", "correct horse battery"))
 	}
 	resp, err := clients[0].CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "public_chat",
-		RoomVersion: "11",
+		RoomVersion:        "11",
 		PowerLevelOverride: &event.PowerLevelsEventContent{StateDefaultPtr: new(0), Users: map[id.UserID]int{clients[0].UserID: 100}}})
 	if err != nil {
 		t.Fatal(err)

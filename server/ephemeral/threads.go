@@ -2,8 +2,8 @@ package ephemeral
 
 import (
 	"context"
-	"math"
 	"errors"
+	"math"
 
 	"fyr/storage"
 )

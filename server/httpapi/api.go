@@ -37,7 +37,7 @@ type Engines struct {
 	Ephemeral *ephemeral.Service
 	Reports   *reports.Service
 	Directory *userdir.Service
-	E2EE     *e2ee.Engine
+	E2EE      *e2ee.Engine
 }
 
 // API serves the client-server API. Create it with New and serve Handler().

@@ -202,8 +202,9 @@ type Persisted struct {
 }
 
 // PersistEvent stores ev in the caller's transaction: the event, its stream position, the
-// room's new current state (a new snapshot when ev is state), memberships, extremities and
-// depth. The event's ID must be new; a duplicate is ErrExists.
+// room's new current state (a new snapshot when ev is state), memberships, extremities,
+// depth and the search index (see search.go). The event's ID must be new; a duplicate is
+// ErrExists.
 func (tx *Tx) PersistEvent(ev *NewEvent) (*Persisted, error) {
 	var p Persisted
 	var snapshot, maxDepth int64
@@ -231,6 +232,11 @@ func (tx *Tx) PersistEvent(ev *NewEvent) (*Persisted, error) {
 	}
 	if p.NID, err = res.LastInsertId(); err != nil {
 		return nil, err
+	}
+	if ev.Timeline {
+		if err := tx.indexEvent(p.NID, ev.Type, ev.JSON); err != nil {
+			return nil, err
+		}
 	}
 	if ev.StateKey != nil && ev.Timeline {
 		key := StateKey{ev.Type, *ev.StateKey}
@@ -261,6 +267,9 @@ func (tx *Tx) PersistEvent(ev *NewEvent) (*Persisted, error) {
 	if ev.Redacts != "" && ev.Timeline {
 		if _, err := tx.Exec(`UPDATE events SET redacted_by = ? WHERE event_id = ? AND room_nid = ? AND redacted_by IS NULL`,
 			ev.ID, ev.Redacts, ev.RoomNID); err != nil {
+			return nil, err
+		}
+		if err := tx.unindexEvent(ev.RoomNID, ev.Redacts); err != nil {
 			return nil, err
 		}
 	}

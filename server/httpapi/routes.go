@@ -40,6 +40,7 @@ func (a *API) routes() {
 	}
 	if a.rooms != nil {
 		a.roomRoutes()
+		a.searchRoutes()
 	}
 
 	a.handle("GET /_synapse/admin/v1/register", a.sharedSecretNonce)

@@ -234,7 +234,7 @@ func (tx *Tx) PersistEvent(ev *NewEvent) (*Persisted, error) {
 		return nil, err
 	}
 	if ev.Timeline {
-		if err := tx.indexEvent(p.NID, ev.Type, ev.JSON); err != nil {
+		if err := tx.indexEvent(p.NID, ev, &p); err != nil {
 			return nil, err
 		}
 	}

@@ -11,9 +11,10 @@ import (
 )
 
 // Full-text search over room events: the FTS5 table event_search (migration 0008) holds the
-// searchable text of every timeline event, keyed by event NID. PersistEvent indexes an event
-// in the same write that stores it and drops an event from the index in the write that
-// redacts it, so the index never runs ahead of or behind the events.
+// searchable text of every timeline event, keyed by event NID, with copies of the columns
+// search filters on. PersistEvent indexes an event in the same write that stores it and drops
+// an event from the index in the write that redacts it, so the index never runs ahead of or
+// behind the events. Rejected, soft-failed and outlier events never enter it.
 
 // SearchKeys are the event content keys search covers (the spec's room_events keys), each
 // with its column in event_search.
@@ -57,13 +58,15 @@ func stringAt(eventJSON []byte, path string) string {
 	return ""
 }
 
-// indexEvent adds a timeline event's searchable text, if it has any, to the index.
-func (tx *Tx) indexEvent(nid int64, typ string, eventJSON []byte) error {
-	key, text := SearchableText(typ, eventJSON)
+// indexEvent adds a timeline event's searchable text, if it has any, to the index, with
+// the columns search filters on.
+func (tx *Tx) indexEvent(nid int64, ev *NewEvent, p *Persisted) error {
+	key, text := SearchableText(ev.Type, ev.JSON)
 	if text == "" {
 		return nil
 	}
-	_, err := tx.Exec(`INSERT INTO event_search (rowid, `+SearchKeys[key]+`) VALUES (?, ?)`, nid, text)
+	_, err := tx.Exec(`INSERT INTO event_search (rowid, `+SearchKeys[key]+`, room_nid, stream_pos, state_before, type, sender)
+		VALUES (?, ?, ?, ?, ?, ?, ?)`, nid, text, ev.RoomNID, p.StreamPos, p.StateBefore, ev.Type, ev.Sender)
 	return err
 }
 
@@ -126,32 +129,34 @@ type SearchBucket struct {
 	MinPos, MaxPos int64
 }
 
-// where builds the WHERE clause shared by Search and SearchBuckets, for events e joined to
-// the matches m.
+// where builds the WHERE clause shared by Search and SearchBuckets, over event_search's
+// own columns (qualified: json_each has a column named type): the index holds timeline
+// events only, and loses them when they are redacted.
 func (q *SearchQuery) where() (string, []any) {
 	var b strings.Builder
 	var args []any
-	b.WriteString(`e.room_nid IN (SELECT value FROM json_each(?)) AND e.stream_pos IS NOT NULL
-		AND e.redacted_by IS NULL AND e.rejected = 0 AND e.soft_failed = 0`)
+	b.WriteString(`event_search.room_nid IN (SELECT value FROM json_each(?))`)
 	args = append(args, jsonArray(q.Rooms))
 	if len(q.Types) > 0 {
-		b.WriteString(` AND EXISTS (SELECT 1 FROM json_each(?) WHERE e.type GLOB value)`)
+		b.WriteString(` AND EXISTS (SELECT 1 FROM json_each(?) WHERE event_search.type GLOB value)`)
 		args = append(args, jsonArray(globs(q.Types)))
 	}
 	if len(q.NotTypes) > 0 {
-		b.WriteString(` AND NOT EXISTS (SELECT 1 FROM json_each(?) WHERE e.type GLOB value)`)
+		b.WriteString(` AND NOT EXISTS (SELECT 1 FROM json_each(?) WHERE event_search.type GLOB value)`)
 		args = append(args, jsonArray(globs(q.NotTypes)))
 	}
 	if len(q.Senders) > 0 {
-		b.WriteString(` AND e.sender IN (SELECT value FROM json_each(?))`)
+		b.WriteString(` AND event_search.sender IN (SELECT value FROM json_each(?))`)
 		args = append(args, jsonArray(q.Senders))
 	}
 	if len(q.NotSenders) > 0 {
-		b.WriteString(` AND e.sender NOT IN (SELECT value FROM json_each(?))`)
+		b.WriteString(` AND event_search.sender NOT IN (SELECT value FROM json_each(?))`)
 		args = append(args, jsonArray(q.NotSenders))
 	}
 	if q.ContainsURL != nil {
-		b.WriteString(` AND (json_type(CAST(e.json AS TEXT), '$.content.url') IS 'text') = ?`)
+		// The only filter that needs the event itself.
+		b.WriteString(` AND (SELECT json_type(CAST(e.json AS TEXT), '$.content.url') IS 'text' FROM events e
+			WHERE e.event_nid = event_search.rowid) = ?`)
 		args = append(args, *q.ContainsURL)
 	}
 	return b.String(), args
@@ -178,62 +183,38 @@ func (q *SearchQuery) match() (string, error) {
 	return "{" + strings.Join(cols, " ") + "} : (" + q.Expr.Match + ")", nil
 }
 
-// Search returns up to q.Limit events matching q, after q.After, in q's order. Events that
-// are redacted, rejected, soft-failed or outside any timeline are never found.
+// Search returns up to q.Limit events matching q, after q.After, in q's order.
 //
 // Newest first is event NID order, descending: a timeline event's NID and stream position
 // are both assigned in insertion order by the one writer, in the same INSERT (PersistEvent),
 // so the two orders agree, and FTS5 can hand out matches by descending rowid and stop at the
-// page, instead of joining and sorting every match of a common word.
+// page, instead of ranking and sorting every match of a common word. By rank, every match
+// is ranked and sorted, by NID and rank alone; only the page's events are loaded.
 func (db *DB) Search(ctx context.Context, q SearchQuery) ([]SearchHit, error) {
 	match, err := q.match()
 	if err != nil {
 		return nil, err
 	}
+	where, args := q.where()
+	var query string
 	if q.Recent {
-		return db.searchRecent(ctx, q, match)
-	}
-	return db.searchRanked(ctx, q, match)
-}
-
-func (db *DB) searchRecent(ctx context.Context, q SearchQuery, match string) ([]SearchHit, error) {
-	where, args := q.where()
-	if c := q.After; c != nil {
-		where += ` AND event_search.rowid < ?`
-		args = append(args, c.NID)
-	}
-	// CROSS JOIN keeps the index the outer loop, walked in rowid order.
-	evs, err := queryEvents(ctx, db.read, `SELECT `+eventColsE+` FROM event_search CROSS JOIN events e ON e.event_nid = event_search.rowid
-		WHERE event_search MATCH ? AND `+where+` ORDER BY event_search.rowid DESC LIMIT ?`, append(append([]any{match}, args...), q.Limit)...)
-	if err != nil {
-		return nil, fmt.Errorf("search: %w", err)
-	}
-	hits := make([]SearchHit, len(evs))
-	for i, ev := range evs {
-		hits[i].Event = ev
-	}
-	if len(hits) > 0 {
-		if err := db.rankHits(ctx, match, hits); err != nil {
-			return nil, err
+		if c := q.After; c != nil {
+			where += ` AND rowid < ?`
+			args = append(args, c.NID)
 		}
+		query = `SELECT rowid, -bm25(event_search) FROM event_search WHERE event_search MATCH ? AND ` + where +
+			` ORDER BY rowid DESC LIMIT ?`
+	} else {
+		// The matches are materialised so that the cursor can compare ranks.
+		cursor := ``
+		if c := q.After; c != nil {
+			cursor = `WHERE rank < ? OR (rank = ? AND nid < ?)`
+			args = append(args, c.Rank, c.Rank, c.NID)
+		}
+		query = `WITH m AS MATERIALIZED (SELECT rowid AS nid, -bm25(event_search) AS rank FROM event_search
+			WHERE event_search MATCH ? AND ` + where + `) SELECT nid, rank FROM m ` + cursor + ` ORDER BY rank DESC, nid DESC LIMIT ?`
 	}
-	return hits, nil
-}
-
-func (db *DB) searchRanked(ctx context.Context, q SearchQuery, match string) ([]SearchHit, error) {
-	where, args := q.where()
-	if c := q.After; c != nil {
-		where += ` AND (m.rank < ? OR (m.rank = ? AND m.nid < ?))`
-		args = append(args, c.Rank, c.Rank, c.NID)
-	}
-	// Every match is ranked and sorted, by its NID and rank alone; the page's events are
-	// loaded after. The matches are materialised so that the cursor can compare ranks, and
-	// CROSS JOIN keeps them the outer loop: left to itself, the planner walks every event of
-	// the rooms through events_by_room_stream and probes the matches, a scan of the rooms'
-	// whole history for a word that occurs twice.
-	rows, err := db.read.QueryContext(ctx, `WITH m AS MATERIALIZED (SELECT rowid AS nid, -bm25(event_search) AS rank FROM event_search WHERE event_search MATCH ?)
-		SELECT m.nid, m.rank FROM m CROSS JOIN events e ON e.event_nid = m.nid WHERE `+where+` ORDER BY m.rank DESC, m.nid DESC LIMIT ?`,
-		append(append([]any{match}, args...), q.Limit)...)
+	rows, err := db.read.QueryContext(ctx, query, append(append([]any{match}, args...), q.Limit)...)
 	if err != nil {
 		return nil, fmt.Errorf("search: %w", err)
 	}
@@ -262,41 +243,13 @@ func (db *DB) searchRanked(ctx context.Context, q SearchQuery, match string) ([]
 	}
 	hits := make([]SearchHit, 0, len(nids))
 	for _, nid := range nids {
+		// Events are never deleted, so every indexed NID has its event; skipping a missing
+		// one keeps a damaged index from failing every search that touches it.
 		if ev := byNID[nid]; ev != nil {
 			hits = append(hits, SearchHit{Event: ev, Rank: ranks[nid]})
 		}
 	}
 	return hits, nil
-}
-
-// rankHits fills in the ranks of hits found without them. One FTS5 query over the hits'
-// range of rowids ranks them all: a query per hit (or rowid IN (…), which FTS5 runs as one
-// query per value) would count the documents of every phrase again each time, for bm25's
-// inverse document frequency, a walk of the whole posting list of a common word.
-func (db *DB) rankHits(ctx context.Context, match string, hits []SearchHit) error {
-	lo, hi := hits[0].Event.NID, hits[0].Event.NID
-	for _, h := range hits {
-		lo, hi = min(lo, h.Event.NID), max(hi, h.Event.NID)
-	}
-	rows, err := db.read.QueryContext(ctx, `SELECT rowid, -bm25(event_search) FROM event_search
-		WHERE event_search MATCH ? AND rowid BETWEEN ? AND ?`, match, lo, hi)
-	if err != nil {
-		return fmt.Errorf("search rank: %w", err)
-	}
-	defer rows.Close()
-	ranks := map[int64]float64{}
-	for rows.Next() {
-		var nid int64
-		var r float64
-		if err := rows.Scan(&nid, &r); err != nil {
-			return err
-		}
-		ranks[nid] = r
-	}
-	for i := range hits {
-		hits[i].Rank = ranks[hits[i].Event.NID]
-	}
-	return rows.Err()
 }
 
 // SearchBuckets counts every event matching q (ignoring After and Limit), grouped by room
@@ -307,10 +260,8 @@ func (db *DB) SearchBuckets(ctx context.Context, q SearchQuery) ([]SearchBucket,
 		return nil, err
 	}
 	where, args := q.where()
-	query := `WITH m AS MATERIALIZED (SELECT rowid AS nid FROM event_search WHERE event_search MATCH ?)
-		SELECT e.room_nid, e.state_before, count(*), min(e.stream_pos), max(e.stream_pos)
-		FROM m CROSS JOIN events e ON e.event_nid = m.nid WHERE ` + where + ` GROUP BY e.room_nid, e.state_before`
-	rows, err := db.read.QueryContext(ctx, query, append([]any{match}, args...)...)
+	rows, err := db.read.QueryContext(ctx, `SELECT room_nid, state_before, count(*), min(stream_pos), max(stream_pos)
+		FROM event_search WHERE event_search MATCH ? AND `+where+` GROUP BY room_nid, state_before`, append([]any{match}, args...)...)
 	if err != nil {
 		return nil, fmt.Errorf("search: %w", err)
 	}

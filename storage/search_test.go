@@ -247,7 +247,7 @@ func TestSearchMigrationIndexesOldEvents(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := raw.Exec(`DROP TABLE event_search; PRAGMA user_version = 7`); err != nil {
+	if _, err := raw.Exec(`DROP TABLE event_search; DROP TABLE event_search_content; PRAGMA user_version = 7`); err != nil {
 		t.Fatal(err)
 	}
 	raw.Close()

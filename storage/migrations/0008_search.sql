@@ -18,27 +18,34 @@
 -- "far" (father), "mål" (goal) match "mal" (moth), and "är" (is) and "år" (year) both "ar".
 -- The price is that "eleve" does not find the French "élève".
 --
--- Virtual tables cannot be STRICT.
+-- The UNINDEXED columns copy what search filters on and what history visibility depends on
+-- from the event's row (contentless_unindexed = 1 keeps them, in a small table of their own).
+-- A common word matches thousands of events, and looking each up in events, whose rows hold
+-- whole signed PDUs, costs more than the full-text search itself.
+--
+-- Virtual tables cannot be STRICT. DROP TABLE event_search leaves the shadow table
+-- event_search_content behind (SQLite 3.54, with contentless_unindexed): drop both.
 CREATE VIRTUAL TABLE event_search USING fts5 (
 	body, name, topic,
-	content = '', contentless_delete = 1,
+	room_nid UNINDEXED, stream_pos UNINDEXED, state_before UNINDEXED, type UNINDEXED, sender UNINDEXED,
+	content = '', contentless_delete = 1, contentless_unindexed = 1,
 	tokenize = 'unicode61 remove_diacritics 0'
 );
 
 -- Index the events already stored, as PersistEvent would have (storage/search.go), except
 -- for the m.topic bodies of old topic events, which SQL cannot pick out as simply.
-INSERT INTO event_search (rowid, body)
-	SELECT event_nid, CAST(json AS TEXT) ->> '$.content.body' FROM events
+INSERT INTO event_search (rowid, body, room_nid, stream_pos, state_before, type, sender)
+	SELECT event_nid, CAST(json AS TEXT) ->> '$.content.body', room_nid, stream_pos, state_before, type, sender FROM events
 	WHERE type = 'm.room.message' AND stream_pos IS NOT NULL AND redacted_by IS NULL
 		AND json_type(CAST(json AS TEXT), '$.content.body') = 'text'
 		AND CAST(json AS TEXT) ->> '$.content.body' != '';
-INSERT INTO event_search (rowid, name)
-	SELECT event_nid, CAST(json AS TEXT) ->> '$.content.name' FROM events
+INSERT INTO event_search (rowid, name, room_nid, stream_pos, state_before, type, sender)
+	SELECT event_nid, CAST(json AS TEXT) ->> '$.content.name', room_nid, stream_pos, state_before, type, sender FROM events
 	WHERE type = 'm.room.name' AND stream_pos IS NOT NULL AND redacted_by IS NULL
 		AND json_type(CAST(json AS TEXT), '$.content.name') = 'text'
 		AND CAST(json AS TEXT) ->> '$.content.name' != '';
-INSERT INTO event_search (rowid, topic)
-	SELECT event_nid, CAST(json AS TEXT) ->> '$.content.topic' FROM events
+INSERT INTO event_search (rowid, topic, room_nid, stream_pos, state_before, type, sender)
+	SELECT event_nid, CAST(json AS TEXT) ->> '$.content.topic', room_nid, stream_pos, state_before, type, sender FROM events
 	WHERE type = 'm.room.topic' AND stream_pos IS NOT NULL AND redacted_by IS NULL
 		AND json_type(CAST(json AS TEXT), '$.content.topic') = 'text'
 		AND CAST(json AS TEXT) ->> '$.content.topic' != '';

@@ -255,3 +255,31 @@ func TestConcurrentChangesConverge(t *testing.T) {
 		waitFor(t, "the same topic everywhere", func() bool { return topic(c) == want })
 	}
 }
+
+func TestSearchFindsRemoteMessages(t *testing.T) {
+	ctx := context.Background()
+	fed := servertest.Federation(t, "hs1.test", "hs2.test")
+	alice := fed["hs1.test"].Register(t, "alice", "correct horse battery")
+	bob := fed["hs2.test"].Register(t, "bob", "correct horse battery")
+	resp, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "public_chat"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.JoinRoom(ctx, string(resp.RoomID), &mautrix.ReqJoinRoom{Via: []string{"hs1.test"}}); err != nil {
+		t.Fatal(err)
+	}
+	alice.SendText(ctx, resp.RoomID, "översvämning vid älven")
+	waitFor(t, "the message on hs2", func() bool { return len(bodies(t, bob, resp.RoomID)) == 1 })
+	var res struct {
+		SearchCategories struct {
+			RoomEvents struct {
+				Count int `json:"count"`
+			} `json:"room_events"`
+		} `json:"search_categories"`
+	}
+	_, err = bob.MakeRequest(ctx, "POST", bob.BuildClientURL("v3", "search"),
+		map[string]any{"search_categories": map[string]any{"room_events": map[string]any{"search_term": "älven"}}}, &res)
+	if err != nil || res.SearchCategories.RoomEvents.Count != 1 {
+		t.Fatalf("bob searches for a message from hs1: %d results, %v", res.SearchCategories.RoomEvents.Count, err)
+	}
+}

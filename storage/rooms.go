@@ -203,8 +203,9 @@ type Persisted struct {
 }
 
 // PersistEvent stores ev in the caller's transaction: the event, its stream position, the
-// room's new current state (a new snapshot when ev is state), memberships, extremities and
-// depth. The event's ID must be new; a duplicate is ErrExists.
+// room's new current state (a new snapshot when ev is state), memberships, extremities,
+// depth and the search index (see search.go). The event's ID must be new; a duplicate is
+// ErrExists.
 func (tx *Tx) PersistEvent(ev *NewEvent) (*Persisted, error) {
 	var p Persisted
 	var snapshot, maxDepth int64
@@ -232,6 +233,11 @@ func (tx *Tx) PersistEvent(ev *NewEvent) (*Persisted, error) {
 	}
 	if p.NID, err = res.LastInsertId(); err != nil {
 		return nil, err
+	}
+	if ev.Timeline {
+		if err := tx.indexEvent(p.NID, ev, &p); err != nil {
+			return nil, err
+		}
 	}
 	if ev.StateKey != nil && ev.Timeline {
 		key := StateKey{ev.Type, *ev.StateKey}
@@ -262,6 +268,9 @@ func (tx *Tx) PersistEvent(ev *NewEvent) (*Persisted, error) {
 	if ev.Redacts != "" && ev.Timeline {
 		if _, err := tx.Exec(`UPDATE events SET redacted_by = ? WHERE event_id = ? AND room_nid = ? AND redacted_by IS NULL`,
 			ev.ID, ev.Redacts, ev.RoomNID); err != nil {
+			return nil, err
+		}
+		if err := tx.unindexEvent(ev.RoomNID, ev.Redacts); err != nil {
 			return nil, err
 		}
 	}
@@ -673,6 +682,13 @@ func (tx *Tx) InsertEvent(ev *InboundEvent) (*Persisted, error) {
 	} else if p.NID, err = res.LastInsertId(); err != nil {
 		return nil, err
 	}
+	// Search: new timeline events are indexed (search's recent order relies on event NIDs
+	// growing with stream positions, so history backfilled from other servers is not).
+	if timeline && !ev.Backfilled {
+		if err := tx.indexEvent(p.NID, &ev.NewEvent, p); err != nil {
+			return nil, err
+		}
+	}
 	if ev.StateKey != nil && !ev.Outlier && !ev.Rejected {
 		key := StateKey{ev.Type, *ev.StateKey}
 		if prev, err := readSnapshot(tx.ctx, txQuerier{tx}, ev.StateBefore, ` WHERE d.type = ? AND d.state_key = ?`, key.Type, key.StateKey); err != nil {
@@ -689,6 +705,9 @@ func (tx *Tx) InsertEvent(ev *InboundEvent) (*Persisted, error) {
 	if ev.Redacts != "" && timeline {
 		if _, err := tx.Exec(`UPDATE events SET redacted_by = ? WHERE event_id = ? AND room_nid = ? AND redacted_by IS NULL`,
 			ev.ID, ev.Redacts, ev.RoomNID); err != nil {
+			return nil, err
+		}
+		if err := tx.unindexEvent(ev.RoomNID, ev.Redacts); err != nil {
 			return nil, err
 		}
 	}

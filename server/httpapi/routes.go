@@ -43,6 +43,7 @@ func (a *API) routes() {
 		a.ephemeralRoutes()
 		a.directoryRoutes()
 		a.relationRoutes()
+		a.searchRoutes()
 	}
 	a.userdataRoutes()
 	a.e2eeRoutes()

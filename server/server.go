@@ -32,6 +32,7 @@ import (
 	"fyr/server/httpapi"
 	"fyr/server/media"
 	"fyr/server/rooms"
+	syncapi "fyr/server/sync"
 	"fyr/server/voip"
 	"fyr/storage"
 	"fyr/storage/atomicfile"
@@ -63,6 +64,7 @@ type Server struct {
 	Media      *media.Service
 	VoIP       *voip.Service
 	Rooms      *rooms.Engine
+	Sync       *syncapi.Engine
 	api        *httpapi.API
 	SigningKey *keys.SigningKey
 	Keys       *keys.Ring        // this server's keys and the cache of remote servers' keys
@@ -144,7 +146,9 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (s *Server, 
 	s.Rooms = rooms.New(s.DB, rooms.Options{ServerName: cfg.ServerName, Key: s.SigningKey, Log: log,
 		Profile: s.memberProfile, KeyFunc: s.Keys.KeyFunc(ctx)})
 	s.Rooms.SetOutbox(outbox{s.Outbound})
-	s.api = httpapi.New(httpapi.Engines{Accounts: s.Accounts, Media: s.Media, VoIP: s.VoIP, Rooms: s.Rooms}, cfg, log)
+	s.Sync = syncapi.New(s.DB, s.Rooms, syncapi.Options{ServerName: cfg.ServerName, Log: log})
+	s.Rooms.SetListener(s.Sync.Notifier())
+	s.api = httpapi.New(httpapi.Engines{Accounts: s.Accounts, Media: s.Media, VoIP: s.VoIP, Rooms: s.Rooms, Sync: s.Sync}, cfg, log)
 	// The client listener serves the federation paths too, as Synapse's does, so that one
 	// reverse-proxy upstream can carry both; they are signed requests or public keys.
 	s.fedHandler = httpapi.Routed(s.federationMux())
@@ -361,6 +365,8 @@ func (s *Server) Run(ctx context.Context) error {
 		serve("client", func() error { return client.Serve(s.clientLn) })
 	}
 	serve("federation", func() error { return fed.Serve(tls.NewListener(s.fedLn, fed.TLSConfig)) })
+	// Long-polling syncs answer at once when shutdown starts, instead of holding it up.
+	client.RegisterOnShutdown(s.Sync.Close)
 	bg, stopBG := context.WithCancel(context.Background())
 	wg.Add(3)
 	go func() { defer wg.Done(); s.api.Run(bg) }()

@@ -16,6 +16,7 @@ import (
 	"fyr/server/config"
 	"fyr/server/media"
 	"fyr/server/rooms"
+	"fyr/server/sync"
 	"fyr/server/voip"
 )
 
@@ -25,6 +26,7 @@ type Engines struct {
 	Media    *media.Service
 	VoIP     *voip.Service // nil: /voip/turnServer offers no TURN server
 	Rooms    *rooms.Engine
+	Sync     *sync.Engine // nil: no /sync
 }
 
 // API serves the client-server API. Create it with New and serve Handler().
@@ -33,6 +35,7 @@ type API struct {
 	media    *media.Service
 	voip     *voip.Service
 	rooms    *rooms.Engine
+	sync     *sync.Engine
 	cfg      atomic.Pointer[config.Config]
 	log      *slog.Logger
 	mux      *http.ServeMux
@@ -42,7 +45,7 @@ type API struct {
 // New returns the API for one server. cfg is read on every request, so Reload takes effect
 // at once for the settings marked reloadable.
 func New(e Engines, cfg *config.Config, log *slog.Logger) *API {
-	a := &API{accounts: e.Accounts, media: e.Media, voip: e.VoIP, rooms: e.Rooms, log: log, mux: http.NewServeMux(), limits: newLimiter()}
+	a := &API{accounts: e.Accounts, media: e.Media, voip: e.VoIP, rooms: e.Rooms, sync: e.Sync, log: log, mux: http.NewServeMux(), limits: newLimiter()}
 	a.cfg.Store(cfg)
 	a.routes()
 	return a

@@ -11,6 +11,7 @@ import (
 	"fyr/server/accounts"
 	"fyr/server/media"
 	"fyr/server/rooms"
+	"fyr/server/sync"
 	"fyr/storage"
 )
 
@@ -101,6 +102,10 @@ var engineErrors = []struct {
 	{rooms.ErrBadAlias, 400, "M_BAD_ALIAS"},
 	{rooms.ErrRemote, 502, "M_UNKNOWN"},
 	{rooms.ErrLimitExceeded, 429, "M_LIMIT_EXCEEDED"},
+
+	{sync.ErrInvalidParam, 400, "M_INVALID_PARAM"},
+	{sync.ErrNotJSON, 400, "M_NOT_JSON"},
+	{sync.ErrBadFilter, 400, "M_BAD_JSON"},
 }
 
 // asAPIError turns any error into the Error the client sees. Unknown errors become
@@ -121,7 +126,7 @@ func asAPIError(err error) *Error {
 // clientMessage strips the engine package's prefix ("accounts: ") for the client.
 func clientMessage(err error) string {
 	msg := err.Error()
-	for _, p := range []string{"accounts: ", "media: ", "rooms: "} {
+	for _, p := range []string{"accounts: ", "media: ", "rooms: ", "sync: "} {
 		if strings.HasPrefix(msg, p) {
 			return msg[len(p):]
 		}

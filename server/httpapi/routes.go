@@ -41,6 +41,7 @@ func (a *API) routes() {
 	if a.rooms != nil {
 		a.roomRoutes()
 	}
+	a.syncRoutes()
 
 	a.handle("GET /_synapse/admin/v1/register", a.sharedSecretNonce)
 	a.handle("POST /_synapse/admin/v1/register", a.rateLimited("login", a.sharedSecretRegister))

@@ -420,13 +420,13 @@ func (db *DB) LastJoinPos(ctx context.Context, roomNID int64, userID string) (in
 // descending order. to = 0 means no bound.
 func (db *DB) RoomEvents(ctx context.Context, roomNID, from, to int64, backwards bool, limit int) ([]*Event, error) {
 	if backwards {
-		return queryEvents(ctx, db.read, `SELECT `+eventCols+` FROM events WHERE room_nid = ? AND stream_pos IS NOT NULL
+		return queryEvents(ctx, db.cached(), `SELECT `+eventCols+` FROM events WHERE room_nid = ? AND stream_pos IS NOT NULL
 			AND stream_pos <= ? AND stream_pos > ? ORDER BY stream_pos DESC LIMIT ?`, roomNID, from, to, limit)
 	}
 	if to == 0 {
 		to = 1 << 62
 	}
-	return queryEvents(ctx, db.read, `SELECT `+eventCols+` FROM events WHERE room_nid = ? AND stream_pos IS NOT NULL
+	return queryEvents(ctx, db.cached(), `SELECT `+eventCols+` FROM events WHERE room_nid = ? AND stream_pos IS NOT NULL
 		AND stream_pos > ? AND stream_pos <= ? ORDER BY stream_pos ASC LIMIT ?`, roomNID, from, to, limit)
 }
 

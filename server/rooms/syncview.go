@@ -26,9 +26,10 @@ type SyncRequest struct {
 	Since int64
 	// Upto bounds the timeline: the sync's position, or the user's leave for a room they left.
 	Upto int64
-	// Joined says the user's membership at Upto is join, so events after their last join
-	// are visible without reading the state before each.
-	Joined bool
+	// JoinedAt, when the user's membership at Upto is join, is the position of their
+	// membership event at Upto (their latest join up to there): events after it are visible
+	// without reading the state before each. 0: not joined at Upto.
+	JoinedAt int64
 	// Limit caps the timeline; less than 1 means 1.
 	Limit int
 	// FullState sends the whole state at the start of the timeline even when Since is set.
@@ -65,8 +66,13 @@ type SyncRoom struct {
 func (e *Engine) SyncRoom(ctx context.Context, v Viewer, req SyncRequest) (*SyncRoom, error) {
 	room := req.Room
 	roomID, version := id.RoomID(room.ID), id.RoomVersion(room.Version)
-	vis, err := e.newVisibility(ctx, v.User, room)
-	if err != nil {
+	var err error
+	var vis *visibility
+	if req.JoinedAt > 0 {
+		// Joined at Upto since JoinedAt: for every event up to Upto, "joined later than the
+		// event" reads the same with this join as with the user's very latest one.
+		vis = &visibility{e: e, user: v.User, room: room, lastJoin: req.JoinedAt, snaps: map[int64]visState{}}
+	} else if vis, err = e.newVisibility(ctx, v.User, room); err != nil {
 		return nil, err
 	}
 	w, err := e.syncWindow(ctx, vis, &req)
@@ -85,24 +91,15 @@ func (e *Engine) SyncRoom(ctx context.Context, v Viewer, req SyncRequest) (*Sync
 	} else if start, err = e.statePointAfter(ctx, room.NID, req.Upto); err != nil {
 		return nil, err
 	}
-	send, err := e.syncState(ctx, vis, &req, w, start)
+	stateEvs, membersChanged, err := e.syncState(ctx, vis, &req, w, start)
 	if err != nil {
 		return nil, err
 	}
-	for k := range send {
-		if k.Type == "m.room.member" && !(req.Since == 0 || req.FullState) {
-			out.MembersChanged = true
-		}
-	}
-
+	out.MembersChanged = out.MembersChanged || membersChanged
 	if out.Timeline, err = e.format(ctx, w.events, roomID, version, v, formatOpts{noRoomID: true}); err != nil {
 		return nil, err
 	}
 	if err := e.aggregate(ctx, v, out.Timeline); err != nil {
-		return nil, err
-	}
-	stateEvs, err := e.db.EventsByNID(ctx, slices.Collect(mapValues(send)))
-	if err != nil {
 		return nil, err
 	}
 	sortByStream(stateEvs)
@@ -144,7 +141,12 @@ func (e *Engine) syncWindow(ctx context.Context, vis *visibility, req *SyncReque
 	cursor, scanned, exhausted := req.Upto, 0, false
 	skippedLast := false // the oldest event read was left out
 	for len(picked) <= limit && !exhausted && scanned < limit*maxScanFactor+100 {
-		batch := limit - len(picked) + 10
+		// Exactly what is missing the first time (a joined user sees every event), more
+		// when visibility or the filter left events out.
+		batch := limit + 1 - len(picked)
+		if scanned > 0 {
+			batch = max(batch, 20)
+		}
 		evs, err := e.db.RoomEvents(ctx, req.Room.NID, cursor, req.Since, true, batch)
 		if err != nil {
 			return nil, err
@@ -189,54 +191,71 @@ func (e *Engine) syncWindow(ctx context.Context, vis *visibility, req *SyncReque
 }
 
 // syncVisible is canSee with a shortcut: a user joined at Upto sees everything after their
-// last join.
+// join.
 func (e *Engine) syncVisible(ctx context.Context, vis *visibility, req *SyncRequest, ev *storage.Event) (bool, error) {
-	if req.Joined && vis.lastJoin > 0 && ev.StreamPos > vis.lastJoin {
+	if req.JoinedAt > 0 && ev.StreamPos > req.JoinedAt {
 		return true, nil
 	}
 	return vis.canSee(ctx, ev)
 }
 
 // syncState picks the state to send: whole, or what changed since Since when the window
-// left a gap, and under lazy loading only the member events the client needs.
-func (e *Engine) syncState(ctx context.Context, vis *visibility, req *SyncRequest, w *window, start statePoint) (storage.StateMap, error) {
-	send := storage.StateMap{}
-	readable, err := vis.stateReadable(ctx, start)
-	if err != nil || !readable {
-		return send, err
+// left a gap, and under lazy loading only the member events the client needs. It also says
+// whether a membership changed in the gap.
+func (e *Engine) syncState(ctx context.Context, vis *visibility, req *SyncRequest, w *window, start statePoint) ([]*storage.Event, bool, error) {
+	// A user joined from JoinedAt through Upto may read the state anywhere after their join.
+	readable := req.JoinedAt > 0 && (start.pos > req.JoinedAt || (start.after != nil && start.pos == req.JoinedAt))
+	if !readable {
+		var err error
+		if readable, err = vis.stateReadable(ctx, start); err != nil || !readable {
+			return nil, false, err
+		}
 	}
-	full := req.Since == 0 || req.FullState
+	var out []*storage.Event
+	// sent are the keys in out; startState is the whole state at start, when it was read.
+	sent := map[storage.StateKey]bool{}
 	var startState storage.StateMap
+	membersChanged := false
 	switch {
-	case full:
-		if startState, err = start.state(ctx, e.db); err != nil {
-			return nil, err
+	case req.Since == 0 || req.FullState:
+		except := ""
+		if req.LazyMembers {
+			except = "m.room.member"
 		}
-		for k, nid := range startState {
-			if !req.LazyMembers || k.Type != "m.room.member" {
-				send[k] = nid
-			}
+		evs, err := start.events(ctx, e.db, except)
+		if err != nil {
+			return nil, false, err
 		}
+		out = evs
 	case w.gap:
+		var err error
 		if startState, err = start.state(ctx, e.db); err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		since, err := e.statePointAfter(ctx, req.Room.NID, req.Since)
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		known, err := since.state(ctx, e.db)
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
+		var nids []int64
 		for k, nid := range startState {
 			if known[k] != nid {
-				send[k] = nid
+				nids = append(nids, nid)
+				membersChanged = membersChanged || k.Type == "m.room.member"
 			}
 		}
+		if out, err = e.db.EventsByNID(ctx, nids); err != nil {
+			return nil, false, err
+		}
+	}
+	for _, ev := range out {
+		sent[storage.StateKey{Type: ev.Type, StateKey: *ev.StateKey}] = true
 	}
 	if !req.LazyMembers {
-		return send, nil
+		return out, membersChanged, nil
 	}
 	// always[u] says the member event goes out even if the client holds it.
 	always := map[id.UserID]bool{}
@@ -253,26 +272,34 @@ func (e *Engine) syncState(ctx context.Context, vis *visibility, req *SyncReques
 	}
 	keys := make([]storage.StateKey, 0, len(always))
 	for u := range always {
-		keys = append(keys, storage.StateKey{Type: "m.room.member", StateKey: string(u)})
-	}
-	have := startState
-	if have == nil {
-		if have, err = start.keys(ctx, e.db, keys...); err != nil {
-			return nil, err
+		if k := (storage.StateKey{Type: "m.room.member", StateKey: string(u)}); !sent[k] {
+			keys = append(keys, k)
 		}
 	}
+	have := startState
+	if have == nil && len(keys) > 0 {
+		var err error
+		if have, err = start.keys(ctx, e.db, keys...); err != nil {
+			return nil, false, err
+		}
+	}
+	var nids []int64
 	for _, k := range keys {
 		nid, ok := have[k]
-		if _, sent := send[k]; !ok || sent {
+		if !ok {
 			continue
 		}
 		u := id.UserID(k.StateKey)
 		if !always[u] && req.Known != nil && req.Known(u, nid) {
 			continue
 		}
-		send[k] = nid
+		nids = append(nids, nid)
 	}
-	return send, nil
+	members, err := e.db.EventsByNID(ctx, nids)
+	if err != nil {
+		return nil, false, err
+	}
+	return append(out, members...), membersChanged, nil
 }
 
 // statePoint is a room's state at one point of its timeline: a snapshot, with one event
@@ -307,6 +334,21 @@ func (p statePoint) state(ctx context.Context, db *storage.DB) (storage.StateMap
 		m[storage.StateKey{Type: p.after.Type, StateKey: *p.after.StateKey}] = p.after.NID
 	}
 	return m, nil
+}
+
+// events are the state's events, leaving out those of type except when it is set.
+func (p statePoint) events(ctx context.Context, db *storage.DB, except string) ([]*storage.Event, error) {
+	evs, err := db.SnapshotEvents(ctx, p.snapshot, except)
+	if err != nil || p.after == nil || p.after.Type == except {
+		return evs, err
+	}
+	out := evs[:0]
+	for _, ev := range evs {
+		if ev.Type != p.after.Type || *ev.StateKey != *p.after.StateKey {
+			out = append(out, ev)
+		}
+	}
+	return append(out, p.after), nil
 }
 
 func (p statePoint) keys(ctx context.Context, db *storage.DB, keys ...storage.StateKey) (storage.StateMap, error) {

@@ -1,9 +1,11 @@
 package sync
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	stdsync "sync"
 	"sync/atomic"
 
@@ -146,16 +148,24 @@ func (e *Engine) initialPlans(ctx context.Context, req *Request, f *Filter, to i
 
 // incrementalPlans are the rooms with something new in (since, to]: timeline events,
 // membership changes of the user, or data from other streams. The work is proportional to
-// those rooms, not to every room the user is in.
+// those rooms, not to every room the user is in: a long-poll that wakes for one message
+// costs two queries here.
 func (e *Engine) incrementalPlans(ctx context.Context, req *Request, f *Filter, since, to int64, ex map[id.RoomID]*extras) ([]plan, error) {
 	user := string(req.User)
-	changes, err := e.db.MembershipChanges(ctx, user, since, to)
+	// Every membership change after since, also those after to: where there are some, the
+	// current membership is not the membership at to.
+	all, err := e.db.MembershipChanges(ctx, user, since, 0)
 	if err != nil {
 		return nil, err
 	}
-	changed := map[string][]storage.SyncMembership{}
+	changed := map[string][]storage.SyncMembership{} // in (since, to]
+	moved := map[string]bool{}                       // changed after since, in or after the range
 	var changedIDs []string
-	for _, c := range changes {
+	for _, c := range all {
+		moved[c.RoomID] = true
+		if c.StreamPos > to {
+			continue
+		}
 		if changed[c.RoomID] == nil {
 			changedIDs = append(changedIDs, c.RoomID)
 		}
@@ -163,6 +173,7 @@ func (e *Engine) incrementalPlans(ctx context.Context, req *Request, f *Filter, 
 	}
 	active := map[string]bool{}
 	var ms []storage.SyncMembership
+	var lookup []string // rooms whose membership at to must be read from the log
 	if req.FullState {
 		if ms, err = e.db.MembershipsAt(ctx, user, to); err != nil {
 			return nil, err
@@ -172,22 +183,33 @@ func (e *Engine) incrementalPlans(ctx context.Context, req *Request, f *Filter, 
 		if err != nil {
 			return nil, err
 		}
-		candidates := append([]string{}, changedIDs...)
-		for _, r := range withEvents {
-			active[r] = true
-			if changed[r] == nil {
-				candidates = append(candidates, r)
+		for _, m := range withEvents {
+			active[m.RoomID] = true
+			if moved[m.RoomID] {
+				lookup = append(lookup, m.RoomID)
+			} else {
+				ms = append(ms, m) // unchanged since before since: current is as of to
+			}
+		}
+		for _, r := range changedIDs {
+			if !active[r] {
+				lookup = append(lookup, r)
 			}
 		}
 		for r := range ex {
 			if !active[string(r)] && changed[string(r)] == nil {
-				candidates = append(candidates, string(r))
+				lookup = append(lookup, string(r))
 			}
 		}
-		if ms, err = e.db.RoomMembershipsAt(ctx, user, to, candidates); err != nil {
+	}
+	if len(lookup) > 0 {
+		atTo, err := e.db.RoomMembershipsAt(ctx, user, to, lookup)
+		if err != nil {
 			return nil, err
 		}
+		ms = append(ms, atTo...)
 	}
+	slices.SortFunc(ms, func(a, b storage.SyncMembership) int { return cmp.Compare(a.RoomNID, b.RoomNID) })
 	// What the user's membership was at since, for the rooms where it changed.
 	before := map[string]string{}
 	if len(changedIDs) > 0 {
@@ -266,8 +288,11 @@ func (e *Engine) room(ctx context.Context, req *Request, f *Filter, p plan, ex *
 	full := p.since == 0 || req.FullState
 	lazy := f.Room.State.LazyLoadMembers
 	sr := rooms.SyncRequest{
-		Room: room, Since: p.since, Upto: p.upto, Joined: joined, Limit: f.timelineLimit(), FullState: req.FullState,
+		Room: room, Since: p.since, Upto: p.upto, Limit: f.timelineLimit(), FullState: req.FullState,
 		Timeline: f.Room.Timeline.matcher(roomID), State: f.Room.State.matcher(roomID), LazyMembers: lazy,
+	}
+	if joined {
+		sr.JoinedAt = p.m.StreamPos
 	}
 	var summary *rooms.Summary
 	var err error
@@ -398,29 +423,33 @@ func (e *Engine) streams(ctx context.Context, req *Request, f *Filter, since *To
 	return ex, nil
 }
 
-// forEach runs fn for 0..n-1 on up to Options.Workers goroutines and returns the first
-// error; after one, the others' ctx is cancelled.
+// forEach runs fn for 0..n-1 on up to Options.Workers goroutines, the caller's included, and
+// returns the first error; after one, the others' ctx is cancelled.
 func (e *Engine) forEach(ctx context.Context, n int, fn func(ctx context.Context, i int) error) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var next atomic.Int64
 	var once stdsync.Once
 	var first error
-	var wg stdsync.WaitGroup
-	for range min(e.opt.Workers, n) {
-		wg.Go(func() {
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= n || ctx.Err() != nil {
-					return
-				}
-				if err := fn(ctx, i); err != nil {
-					once.Do(func() { first = err; cancel() })
-					return
-				}
+	work := func() {
+		for {
+			i := int(next.Add(1) - 1)
+			if i >= n || ctx.Err() != nil {
+				return
 			}
-		})
+			if err := fn(ctx, i); err != nil {
+				once.Do(func() { first = err; cancel() })
+				return
+			}
+		}
 	}
+	// The caller is one of the workers: a sync of one room (the common long-poll wake-up)
+	// starts no goroutine, whose stack would have to grow to SQLite's depth again.
+	var wg stdsync.WaitGroup
+	for range min(e.opt.Workers, n) - 1 {
+		wg.Go(work)
+	}
+	work()
 	wg.Wait()
 	if first != nil {
 		return first

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	stdsync "sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tidwall/gjson"
@@ -35,7 +36,7 @@ type Notifier struct {
 	maxRooms int
 
 	mu      stdsync.Mutex
-	closed  bool
+	closed  atomic.Bool
 	waiting map[id.UserID]chan struct{}
 	// rooms maps a room to its local users whose membership is join or invite.
 	rooms map[id.RoomID]map[id.UserID]struct{}
@@ -58,7 +59,7 @@ var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); retu
 func (n *Notifier) Listen(user id.UserID) <-chan struct{} {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if n.closed {
+	if n.closed.Load() {
 		return closedChan
 	}
 	ch := n.waiting[user]
@@ -70,11 +71,7 @@ func (n *Notifier) Listen(user id.UserID) <-chan struct{} {
 }
 
 // Closed says whether Close was called: long-polls should answer at once.
-func (n *Notifier) Closed() bool {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.closed
-}
+func (n *Notifier) Closed() bool { return n.closed.Load() }
 
 // Notify wakes the long-polls of users.
 func (n *Notifier) Notify(users ...id.UserID) {
@@ -99,7 +96,7 @@ func (n *Notifier) NotifyAll() {
 func (n *Notifier) Close() {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	n.closed = true
+	n.closed.Store(true)
 	for u := range n.waiting {
 		n.wakeLocked(u)
 	}

@@ -657,3 +657,159 @@ func TestSyncRefusals(t *testing.T) {
 		}
 	}
 }
+
+func TestSyncHistoryVisibility(t *testing.T) {
+	ctx := context.Background()
+	s := servertest.Start(t, servertest.OpenRegistration)
+	alice := s.Register(t, "alice", "correct horse battery")
+	bob := s.Register(t, "bob", "correct horse battery")
+	for _, c := range []struct {
+		history    string
+		seesBefore bool
+	}{{"joined", false}, {"shared", true}, {"invited", false}} {
+		t.Run(c.history, func(t *testing.T) {
+			room := mustCreate(t, alice, &mautrix.ReqCreateRoom{Preset: "public_chat", InitialState: []*event.Event{{
+				Type: event.StateHistoryVisibility, Content: event.Content{Raw: map[string]any{"history_visibility": c.history}}}}})
+			alice.SendText(ctx, room, "before bob")
+			if _, err := bob.JoinRoomByID(ctx, room); err != nil {
+				t.Fatal(err)
+			}
+			alice.SendText(ctx, room, "after bob joined")
+			jr := newSyncStream(t, bob, "").next(0).Rooms.Join[room]
+			got := bodies(jr.Timeline.Events)
+			if want := c.seesBefore; slices.Contains(got, "before bob") != want || !slices.Contains(got, "after bob joined") {
+				t.Errorf("bob's timeline = %v; want the message before his join: %v", got, want)
+			}
+			// State is the room's state either way: he is a member now.
+			if !hasState(append(jr.State.Events, jr.Timeline.Events...), event.StateCreate, "") {
+				t.Error("bob's sync lacks the room's create event")
+			}
+		})
+	}
+
+	// Leaving and coming back within one sync: under joined history, what was said while
+	// bob was away stays hidden, and the room comes whole, as newly joined.
+	room := mustCreate(t, alice, &mautrix.ReqCreateRoom{Preset: "public_chat", InitialState: []*event.Event{{
+		Type: event.StateHistoryVisibility, Content: event.Content{Raw: map[string]any{"history_visibility": "joined"}}}}})
+	if _, err := bob.JoinRoomByID(ctx, room); err != nil {
+		t.Fatal(err)
+	}
+	bs := newSyncStream(t, bob, "")
+	bs.next(0)
+	bob.LeaveRoom(ctx, room)
+	alice.SendText(ctx, room, "while bob is away")
+	if _, err := bob.JoinRoomByID(ctx, room); err != nil {
+		t.Fatal(err)
+	}
+	alice.SendText(ctx, room, "welcome back")
+	r := bs.next(0)
+	jr := r.Rooms.Join[room]
+	if jr == nil || len(r.Rooms.Leave) != 0 {
+		t.Fatalf("after leaving and rejoining bob sees %+v", r.Rooms)
+	}
+	if got := bodies(jr.Timeline.Events); slices.Contains(got, "while bob is away") || !slices.Contains(got, "welcome back") {
+		t.Errorf("timeline after rejoining = %v", got)
+	}
+	if !hasState(append(jr.State.Events, jr.Timeline.Events...), event.StateCreate, "") {
+		t.Error("the rejoined room does not come whole")
+	}
+}
+
+func TestSyncFullStateAndForgotten(t *testing.T) {
+	ctx := context.Background()
+	s := servertest.Start(t, servertest.OpenRegistration)
+	alice := s.Register(t, "alice", "correct horse battery")
+	quiet := mustCreate(t, alice, &mautrix.ReqCreateRoom{Name: "Quiet"})
+	busy := mustCreate(t, alice, &mautrix.ReqCreateRoom{Name: "Busy"})
+	as := newSyncStream(t, alice, "")
+	as.next(0)
+	alice.SendText(ctx, busy, "news")
+	resp, err := alice.FullSyncRequest(ctx, mautrix.ReqSync{Since: as.since, FullState: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []id.RoomID{quiet, busy} {
+		jr := resp.Rooms.Join[r]
+		if jr == nil || !hasState(jr.State.Events, event.StateCreate, "") {
+			t.Errorf("full_state: room %s missing or without its whole state", r)
+		}
+	}
+	if got := bodies(resp.Rooms.Join[busy].Timeline.Events); !slices.Equal(got, []string{"news"}) {
+		t.Errorf("full_state timeline = %v, want only what is new since the token", got)
+	}
+	// A left room that was forgotten no longer shows with include_leave.
+	if _, err := alice.LeaveRoom(ctx, quiet); err != nil {
+		t.Fatal(err)
+	}
+	withLeave := `{"room":{"include_leave":true}}`
+	if newSyncStream(t, alice, withLeave).next(0).Rooms.Leave[quiet] == nil {
+		t.Fatal("the left room is missing with include_leave")
+	}
+	if _, err := alice.ForgetRoom(ctx, quiet); err != nil {
+		t.Fatal(err)
+	}
+	if r := newSyncStream(t, alice, withLeave).next(0); r.Rooms.Leave[quiet] != nil {
+		t.Error("a forgotten room still shows in the leave section")
+	}
+}
+
+func TestSyncOwnEchoAndGapMembers(t *testing.T) {
+	ctx := context.Background()
+	s := servertest.Start(t, servertest.OpenRegistration)
+	alice := s.Register(t, "alice", "correct horse battery")
+	bob := s.Register(t, "bob", "correct horse battery")
+	carol := s.Register(t, "carol", "correct horse battery")
+	room := mustCreate(t, alice, &mautrix.ReqCreateRoom{Preset: "public_chat"})
+	if _, err := bob.JoinRoomByID(ctx, room); err != nil {
+		t.Fatal(err)
+	}
+	// The sender's own device gets its transaction ID back (local echo).
+	as := newSyncStream(t, alice, "")
+	as.next(0)
+	sent, err := alice.SendMessageEvent(ctx, room, event.EventMessage, map[string]any{"msgtype": "m.text", "body": "echo"},
+		mautrix.ReqSendEvent{TransactionID: "txn-echo"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	evs := as.next(0).Rooms.Join[room].Timeline.Events
+	if len(evs) != 1 || evs[0].ID != sent.EventID || evs[0].Unsigned.TransactionID != "txn-echo" {
+		t.Errorf("own echo = %+v", evs)
+	}
+
+	// Under lazy loading, a member who joined in a gap arrives in the state even though no
+	// message of theirs is in the timeline.
+	bs := newSyncStream(t, bob, `{"room":{"state":{"lazy_load_members":true},"timeline":{"limit":2}}}`)
+	bs.next(0)
+	if _, err := carol.JoinRoomByID(ctx, room); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		alice.SendText(ctx, room, fmt.Sprint(i))
+	}
+	jr := bs.next(0).Rooms.Join[room]
+	if !jr.Timeline.Limited || !hasState(jr.State.Events, event.StateMember, string(carol.UserID)) {
+		t.Errorf("limited %v; state %d events, carol's join among them: %v", jr.Timeline.Limited, len(jr.State.Events),
+			hasState(jr.State.Events, event.StateMember, string(carol.UserID)))
+	}
+	if jr.Summary.JoinedMemberCount == nil || *jr.Summary.JoinedMemberCount != 3 {
+		t.Errorf("summary after the gap = %+v, want 3 joined", jr.Summary)
+	}
+}
+
+func TestSyncLongPollEndsOnShutdown(t *testing.T) {
+	s := servertest.Start(t, servertest.OpenRegistration)
+	alice := s.Register(t, "alice", "correct horse battery")
+	as := newSyncStream(t, alice, "")
+	as.next(0)
+	done := make(chan error, 1)
+	go func() {
+		_, err := as.try(60000)
+		done <- err
+	}()
+	waitFor(t, "the sync to wait", func() bool { return s.Sync.Waiting() == 1 })
+	s.Stop(t)
+	// Answered, not cut off when the shutdown timeout ran out.
+	if err := <-done; err != nil {
+		t.Errorf("a long-poll during shutdown failed: %v", err)
+	}
+}

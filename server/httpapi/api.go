@@ -26,7 +26,8 @@ type Engines struct {
 	Media    *media.Service
 	VoIP     *voip.Service // nil: /voip/turnServer offers no TURN server
 	Rooms    *rooms.Engine
-	Sync     *sync.Engine // nil: no /sync
+	// Sync serves /sync; nil: no /sync.
+	Sync *sync.Engine
 }
 
 // API serves the client-server API. Create it with New and serve Handler().

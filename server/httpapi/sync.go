@@ -19,7 +19,8 @@ func (a *API) syncRoutes() {
 }
 
 // getSync serves GET /sync. Query parameters are checked as Synapse checks them: a
-// malformed since, timeout, full_state or set_presence is 400 M_INVALID_PARAM.
+// malformed since, timeout, full_state, use_state_after or set_presence is 400
+// M_INVALID_PARAM.
 func (a *API) getSync(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
 	c := caller(r)
@@ -39,13 +40,18 @@ func (a *API) getSync(w http.ResponseWriter, r *http.Request) error {
 		// The engine caps it further; clamp first so the conversion cannot overflow.
 		req.Timeout = time.Duration(min(max(ms, 0), int64(time.Hour/time.Millisecond))) * time.Millisecond
 	}
-	if q.Has("full_state") {
-		switch q.Get("full_state") {
+	for _, b := range []struct {
+		name string
+		to   *bool
+	}{{"full_state", &req.FullState}, {"use_state_after", &req.UseStateAfter}} {
+		switch q.Get(b.name) {
 		case "true":
-			req.FullState = true
+			*b.to = true
 		case "false":
 		default:
-			return errInvalidParam("full_state must be true or false")
+			if q.Has(b.name) {
+				return errInvalidParam(b.name + " must be true or false")
+			}
 		}
 	}
 	resp, err := a.sync.Sync(r.Context(), req)

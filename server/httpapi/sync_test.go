@@ -813,3 +813,63 @@ func TestSyncLongPollEndsOnShutdown(t *testing.T) {
 		t.Errorf("a long-poll during shutdown failed: %v", err)
 	}
 }
+
+func TestSyncUseStateAfter(t *testing.T) {
+	ctx := context.Background()
+	s := servertest.Start(t, servertest.OpenRegistration)
+	alice := s.Register(t, "alice", "correct horse battery")
+	room := mustCreate(t, alice, &mautrix.ReqCreateRoom{Name: "Old name"})
+	for i := range 12 {
+		alice.SendText(ctx, room, fmt.Sprint(i))
+	}
+	alice.SendStateEvent(ctx, room, event.StateRoomName, "", map[string]any{"name": "New name"})
+	alice.SendText(ctx, room, "last")
+
+	// The initial sync's state_after is the state at the timeline's end: the new name,
+	// though its event is in the timeline too, and no "state" beside it.
+	resp, err := alice.FullSyncRequest(ctx, mautrix.ReqSync{UseStateAfter: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	jr := resp.Rooms.Join[room]
+	if jr.StateAfter == nil || len(jr.State.Events) != 0 {
+		t.Fatalf("state_after = %v, state = %d events", jr.StateAfter, len(jr.State.Events))
+	}
+	name := func(evs []*event.Event) any {
+		for _, ev := range evs {
+			if ev.Type == event.StateRoomName {
+				return ev.Content.Raw["name"]
+			}
+		}
+		return nil
+	}
+	if got := name(jr.StateAfter.Events); got != "New name" {
+		t.Errorf("state_after names the room %v, want New name", got)
+	}
+	if !hasState(jr.StateAfter.Events, event.StateCreate, "") {
+		t.Error("state_after lacks the create event")
+	}
+	// Incremental: a state change in the timeline shows in state_after as well.
+	since := resp.NextBatch
+	alice.SendStateEvent(ctx, room, event.StateTopic, "", map[string]any{"topic": "Floods"})
+	resp, err = alice.FullSyncRequest(ctx, mautrix.ReqSync{Since: since, UseStateAfter: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	jr = resp.Rooms.Join[room]
+	if jr.StateAfter == nil || !hasState(jr.StateAfter.Events, event.StateTopic, "") || len(jr.StateAfter.Events) != 1 {
+		t.Errorf("incremental state_after = %+v, want just the topic", jr.StateAfter)
+	}
+	// Without the parameter: state, never state_after.
+	_, raw := rawSync(t, s, alice, "since="+url.QueryEscape(since))
+	jraw := raw["rooms"].(map[string]any)["join"].(map[string]any)[string(room)].(map[string]any)
+	if _, ok := jraw["state_after"]; ok {
+		t.Error("state_after sent without use_state_after")
+	}
+	if _, ok := jraw["state"]; !ok {
+		t.Error("state missing without use_state_after")
+	}
+	if status, body := rawSync(t, s, alice, "use_state_after=yes"); status != 400 || body["errcode"] != "M_INVALID_PARAM" {
+		t.Errorf("use_state_after=yes: %d %v", status, body)
+	}
+}

@@ -34,6 +34,9 @@ type SyncRequest struct {
 	Limit int
 	// FullState sends the whole state at the start of the timeline even when Since is set.
 	FullState bool
+	// StateAfter sends the state at the end of the timeline (Upto) instead of its start:
+	// whole, or what changed since Since, timeline events included (use_state_after).
+	StateAfter bool
 	// Timeline and State filter the events sent; nil sends all.
 	Timeline, State EventMatcher
 	// LazyMembers sends only the member events the client needs to show the timeline: those
@@ -53,7 +56,8 @@ type SyncRoom struct {
 	Limited  bool
 	// PrevBatch is a /messages token for the events before the timeline.
 	PrevBatch string
-	// State is the state at the start of the timeline, or what changed of it since Since.
+	// State is the state at the start of the timeline (at its end with StateAfter), or what
+	// changed of it since Since.
 	State []*ClientEvent
 	// MembersChanged says a membership changed within what the response covers, so the
 	// room summary may have changed.
@@ -84,9 +88,10 @@ func (e *Engine) SyncRoom(ctx context.Context, v Viewer, req SyncRequest) (*Sync
 		out.PrevBatch = Token(w.events[0].StreamPos - 1)
 	}
 
-	// The state at the start of the timeline: before its first event, or after Upto.
+	// The state at the start of the timeline: before its first event, or after Upto; with
+	// StateAfter, always after Upto.
 	start := statePoint{}
-	if len(w.events) > 0 {
+	if len(w.events) > 0 && !req.StateAfter {
 		start = statePoint{snapshot: w.events[0].StateBefore, pos: w.events[0].StreamPos}
 	} else if start, err = e.statePointAfter(ctx, room.NID, req.Upto); err != nil {
 		return nil, err
@@ -227,7 +232,7 @@ func (e *Engine) syncState(ctx context.Context, vis *visibility, req *SyncReques
 			return nil, false, err
 		}
 		out = evs
-	case w.gap:
+	case w.gap || (req.StateAfter && hasState(w.events)):
 		var err error
 		if startState, err = start.state(ctx, e.db); err != nil {
 			return nil, false, err
@@ -300,6 +305,15 @@ func (e *Engine) syncState(ctx context.Context, vis *visibility, req *SyncReques
 		return nil, false, err
 	}
 	return append(out, members...), membersChanged, nil
+}
+
+func hasState(evs []*storage.Event) bool {
+	for _, ev := range evs {
+		if ev.StateKey != nil {
+			return true
+		}
+	}
+	return false
 }
 
 // statePoint is a room's state at one point of its timeline: a snapshot, with one event

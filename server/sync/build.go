@@ -158,8 +158,10 @@ func (e *Engine) incrementalPlans(ctx context.Context, req *Request, f *Filter, 
 	if err != nil {
 		return nil, err
 	}
-	changed := map[string][]storage.SyncMembership{} // in (since, to]
-	moved := map[string]bool{}                       // changed after since, in or after the range
+	// changed are the changes in (since, to]; moved the rooms with changes after since, in
+	// or after the range.
+	changed := map[string][]storage.SyncMembership{}
+	moved := map[string]bool{}
 	var changedIDs []string
 	for _, c := range all {
 		moved[c.RoomID] = true
@@ -288,7 +290,7 @@ func (e *Engine) room(ctx context.Context, req *Request, f *Filter, p plan, ex *
 	full := p.since == 0 || req.FullState
 	lazy := f.Room.State.LazyLoadMembers
 	sr := rooms.SyncRequest{
-		Room: room, Since: p.since, Upto: p.upto, Limit: f.timelineLimit(), FullState: req.FullState,
+		Room: room, Since: p.since, Upto: p.upto, Limit: f.timelineLimit(), FullState: req.FullState, StateAfter: req.UseStateAfter,
 		Timeline: f.Room.Timeline.matcher(roomID), State: f.Room.State.matcher(roomID), LazyMembers: lazy,
 	}
 	if joined {
@@ -317,9 +319,13 @@ func (e *Engine) room(ctx context.Context, req *Request, f *Filter, p plan, ex *
 		return nil, fmt.Errorf("room %s: %w", roomID, err)
 	}
 	timeline := Timeline{Events: out.Timeline, Limited: out.Limited, PrevBatch: out.PrevBatch}
+	state, stateAfter := &StateBatch{Events: out.State}, (*StateBatch)(nil)
+	if req.UseStateAfter {
+		state, stateAfter = nil, state
+	}
 	accountData := Events{Events: f.Room.AccountData.filterRoomRaw(roomID, ex.accountData)}
 	if !joined {
-		return &LeftRoom{State: StateBatch{Events: out.State}, Timeline: timeline, AccountData: accountData}, nil
+		return &LeftRoom{State: state, StateAfter: stateAfter, Timeline: timeline, AccountData: accountData}, nil
 	}
 	ephemeral := Events{Events: f.Room.Ephemeral.filterRoomRaw(roomID, ex.ephemeral)}
 	if !full && len(out.Timeline) == 0 && len(out.State) == 0 && len(ephemeral.Events) == 0 && len(accountData.Events) == 0 {
@@ -330,7 +336,7 @@ func (e *Engine) room(ctx context.Context, req *Request, f *Filter, p plan, ex *
 			return nil, fmt.Errorf("room %s: summary: %w", roomID, err)
 		}
 	}
-	return &JoinedRoom{Summary: summary, State: StateBatch{Events: out.State}, Timeline: timeline,
+	return &JoinedRoom{Summary: summary, State: state, StateAfter: stateAfter, Timeline: timeline,
 		Ephemeral: ephemeral, AccountData: accountData}, nil
 }
 

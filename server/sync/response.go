@@ -37,11 +37,14 @@ type Rooms struct {
 
 // JoinedRoom is a joined room's update.
 type JoinedRoom struct {
-	Summary     *rooms.Summary `json:"summary,omitempty"`
-	State       StateBatch     `json:"state"`
-	Timeline    Timeline       `json:"timeline"`
-	Ephemeral   Events         `json:"ephemeral"`
-	AccountData Events         `json:"account_data"`
+	Summary *rooms.Summary `json:"summary,omitempty"`
+	// State is the state at the start of the timeline; StateAfter, sent instead when the
+	// client asks with use_state_after, the state at its end.
+	State       *StateBatch `json:"state,omitempty"`
+	StateAfter  *StateBatch `json:"state_after,omitempty"`
+	Timeline    Timeline    `json:"timeline"`
+	Ephemeral   Events      `json:"ephemeral"`
+	AccountData Events      `json:"account_data"`
 	// UnreadNotifications count zero until a notification source (push rules) is wired in.
 	UnreadNotifications       UnreadCounts                `json:"unread_notifications"`
 	UnreadThreadNotifications map[id.EventID]UnreadCounts `json:"unread_thread_notifications,omitempty"`
@@ -49,9 +52,11 @@ type JoinedRoom struct {
 
 // LeftRoom is the update of a room the user left or was banned from.
 type LeftRoom struct {
-	State       StateBatch `json:"state"`
-	Timeline    Timeline   `json:"timeline"`
-	AccountData Events     `json:"account_data"`
+	// State and StateAfter are as in JoinedRoom.
+	State       *StateBatch `json:"state,omitempty"`
+	StateAfter  *StateBatch `json:"state_after,omitempty"`
+	Timeline    Timeline    `json:"timeline"`
+	AccountData Events      `json:"account_data"`
 }
 
 // InvitedRoom is an invitation: the room's stripped state and the invite event.

@@ -112,6 +112,9 @@ type Request struct {
 	// FullState sends every joined room with its whole state; the timeline still starts
 	// after Since, and the sync does not wait.
 	FullState bool
+	// UseStateAfter sends each room's state at the end of its timeline, as state_after,
+	// instead of the state at its start (spec v1.16).
+	UseStateAfter bool
 	// SetPresence is "online" (also when empty), "unavailable" or "offline".
 	SetPresence string
 	// Filter is a stored filter's ID or an inline filter (JSON, starting with "{"); empty

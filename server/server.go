@@ -37,6 +37,7 @@ import (
 	"fyr/server/rooms"
 	"fyr/server/userdata"
 	"fyr/server/userdir"
+	syncapi "fyr/server/sync"
 	"fyr/server/voip"
 	"fyr/storage"
 	"fyr/storage/atomicfile"
@@ -70,6 +71,7 @@ type Server struct {
 	Rooms      *rooms.Engine
 	UserData   *userdata.Service
 	E2EE       *e2ee.Engine
+	Sync       *syncapi.Engine
 	api        *httpapi.API
 	SigningKey *keys.SigningKey
 	Keys       *keys.Ring        // this server's keys and the cache of remote servers' keys
@@ -162,12 +164,19 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (s *Server, 
 	s.UserData = userdata.New(s.DB, cfg.ServerName, userdata.Options{DisablePresence: !cfg.Presence.Enabled})
 	s.UserData.OnPresence = func(u id.UserID) { go s.sendPresence(context.Background(), u) }
 	s.Ephemeral = ephemeral.New(s.DB, s.Rooms, ephemeral.Options{Log: log})
+	s.Ephemeral.OnTyping = s.onTyping
+	s.Ephemeral.OnReceipt = s.onReceipt
 	s.Ephemeral.SetRoomAccountData(s.UserData.SetServerAccountData)
 	s.Reports = reports.New(s.DB, s.Rooms, cfg.ServerName)
 	s.Directory = userdir.New(s.DB)
 	s.E2EE = e2ee.New(s.DB, e2ee.Options{ServerName: cfg.ServerName, Log: log})
+	s.Sync = syncapi.New(s.DB, s.Rooms, s.syncOptions(cfg, log))
+	s.Rooms.SetListener(s.Sync.Notifier())
+	s.UserData.Notify = func(u id.UserID, _ int64) { s.Sync.Notifier().Notify(u) }
+	s.E2EE.SetListener(e2eeWaker{s.Sync.Notifier()})
 	s.api = httpapi.New(httpapi.Engines{Accounts: s.Accounts, Media: s.Media, VoIP: s.VoIP, Rooms: s.Rooms,
-		UserData: s.UserData, Ephemeral: s.Ephemeral, Reports: s.Reports, Directory: s.Directory, E2EE: s.E2EE}, cfg, log)
+		UserData: s.UserData, Ephemeral: s.Ephemeral, Reports: s.Reports, Directory: s.Directory, E2EE: s.E2EE,
+		Sync: s.Sync}, cfg, log)
 	// The client listener serves the federation paths too, as Synapse's does, so that one
 	// reverse-proxy upstream can carry both; they are signed requests or public keys.
 	s.fedHandler = httpapi.Routed(s.federationMux())
@@ -385,6 +394,8 @@ func (s *Server) Run(ctx context.Context) error {
 		serve("client", func() error { return client.Serve(s.clientLn) })
 	}
 	serve("federation", func() error { return fed.Serve(tls.NewListener(s.fedLn, fed.TLSConfig)) })
+	// Long-polling syncs answer at once when shutdown starts, instead of holding it up.
+	client.RegisterOnShutdown(s.Sync.Close)
 	bg, stopBG := context.WithCancel(context.Background())
 	wg.Add(3)
 	go func() { defer wg.Done(); s.api.Run(bg) }()

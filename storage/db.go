@@ -62,6 +62,8 @@ type DB struct {
 	done      chan struct{}
 	closeOnce sync.Once
 	maxBatch  int
+	// stmts are the read pool's prepared statements (stmtcache.go).
+	stmts stmtCache
 }
 
 // Open opens (creating if needed) the database at path and migrates it to the newest schema.
@@ -179,9 +181,9 @@ func (db *DB) SchemaVersion(ctx context.Context) (int, error) {
 	return v, err
 }
 
-// queryRow runs a single-row query on the read pool.
+// queryRow runs a single-row query with fixed text on the read pool, prepared once.
 func (db *DB) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
-	return db.read.QueryRowContext(ctx, query, args...)
+	return db.cached().QueryRowContext(ctx, query, args...)
 }
 
 // notFound turns sql.ErrNoRows into ErrNotFound.

@@ -434,13 +434,13 @@ const NoBound = math.MinInt64
 // descending order. to = NoBound means no bound.
 func (db *DB) RoomEvents(ctx context.Context, roomNID, from, to int64, backwards bool, limit int) ([]*Event, error) {
 	if backwards {
-		return queryEvents(ctx, db.read, `SELECT `+eventCols+` FROM events WHERE room_nid = ? AND stream_pos IS NOT NULL
+		return queryEvents(ctx, db.cached(), `SELECT `+eventCols+` FROM events WHERE room_nid = ? AND stream_pos IS NOT NULL
 			AND stream_pos <= ? AND stream_pos > ? ORDER BY stream_pos DESC LIMIT ?`, roomNID, from, to, limit)
 	}
 	if to == NoBound {
 		to = math.MaxInt64
 	}
-	return queryEvents(ctx, db.read, `SELECT `+eventCols+` FROM events WHERE room_nid = ? AND stream_pos IS NOT NULL
+	return queryEvents(ctx, db.cached(), `SELECT `+eventCols+` FROM events WHERE room_nid = ? AND stream_pos IS NOT NULL
 		AND stream_pos > ? AND stream_pos <= ? ORDER BY stream_pos ASC LIMIT ?`, roomNID, from, to, limit)
 }
 
@@ -816,6 +816,28 @@ func (db *DB) ServersSharingRooms(ctx context.Context, userID string) ([]string,
 			return nil, err
 		}
 		out = append(out, s)
+	}
+	return out, rows.Err()
+}
+
+// UsersSharingRooms lists the users joined to any room where user is joined (user too).
+func (db *DB) UsersSharingRooms(ctx context.Context, userID string) ([]string, error) {
+	rows, err := db.read.QueryContext(ctx, `SELECT DISTINCT o.state_key
+		FROM current_state u JOIN current_state o ON o.room_nid = u.room_nid AND o.type = 'm.room.member' AND o.membership = 'join'
+		WHERE u.type = 'm.room.member' AND u.state_key = ? AND u.membership = 'join'`, userID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []string{userID}
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			return nil, err
+		}
+		if s != userID {
+			out = append(out, s)
+		}
 	}
 	return out, rows.Err()
 }

@@ -21,6 +21,7 @@ import (
 	"fyr/server/rooms"
 	"fyr/server/userdata"
 	"fyr/server/userdir"
+	"fyr/server/sync"
 	"fyr/server/voip"
 )
 
@@ -38,6 +39,8 @@ type Engines struct {
 	Reports   *reports.Service
 	Directory *userdir.Service
 	E2EE      *e2ee.Engine
+	// Sync serves /sync; nil: no /sync.
+	Sync *sync.Engine
 }
 
 // API serves the client-server API. Create it with New and serve Handler().
@@ -48,6 +51,7 @@ type API struct {
 	rooms    *rooms.Engine
 	userdata *userdata.Service
 	e2ee     *e2ee.Engine
+	sync     *sync.Engine
 	cfg      atomic.Pointer[config.Config]
 	log      *slog.Logger
 	mux      *http.ServeMux
@@ -62,7 +66,7 @@ type API struct {
 // New returns the API for one server. cfg is read on every request, so Reload takes effect
 // at once for the settings marked reloadable.
 func New(e Engines, cfg *config.Config, log *slog.Logger) *API {
-	a := &API{accounts: e.Accounts, media: e.Media, voip: e.VoIP, rooms: e.Rooms, e2ee: e.E2EE,
+	a := &API{accounts: e.Accounts, media: e.Media, voip: e.VoIP, rooms: e.Rooms, e2ee: e.E2EE, sync: e.Sync,
 		ephemeral: e.Ephemeral, reports: e.Reports, directory: e.Directory, log: log, mux: http.NewServeMux(), limits: newLimiter()}
 	a.cfg.Store(cfg)
 	a.userdata = e.UserData

@@ -15,6 +15,7 @@ import (
 	"fyr/server/reports"
 	"fyr/server/rooms"
 	"fyr/server/userdata"
+	"fyr/server/sync"
 	"fyr/storage"
 )
 
@@ -129,6 +130,9 @@ var engineErrors = []struct {
 	{e2ee.ErrInvalidSignature, 400, "M_INVALID_SIGNATURE"},
 	{e2ee.ErrForbidden, 403, "M_FORBIDDEN"},
 	{e2ee.ErrNotFound, 404, "M_NOT_FOUND"},
+	{sync.ErrInvalidParam, 400, "M_INVALID_PARAM"},
+	{sync.ErrNotJSON, 400, "M_NOT_JSON"},
+	{sync.ErrBadFilter, 400, "M_BAD_JSON"},
 }
 
 // asAPIError turns any error into the Error the client sees. Unknown errors become

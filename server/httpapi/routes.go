@@ -47,6 +47,7 @@ func (a *API) routes() {
 	}
 	a.userdataRoutes()
 	a.e2eeRoutes()
+	a.syncRoutes()
 
 	a.handle("GET /_synapse/admin/v1/register", a.sharedSecretNonce)
 	a.handle("POST /_synapse/admin/v1/register", a.rateLimited("login", a.sharedSecretRegister))

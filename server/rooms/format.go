@@ -3,8 +3,10 @@ package rooms
 import (
 	"context"
 	"encoding/json"
-	jsonv2 "encoding/json/v2"
+	"encoding/json/jsontext"
+	"errors"
 
+	"github.com/tidwall/gjson"
 	"maunium.net/go/mautrix/federation/pdu"
 	"maunium.net/go/mautrix/id"
 
@@ -105,32 +107,45 @@ func (e *Engine) format(ctx context.Context, evs []*storage.Event, roomID id.Roo
 	return out, nil
 }
 
-// clientEvent converts one stored event, pruned if it was redacted.
+// clientEvent converts one stored event, pruned if it was redacted. It reads only the fields
+// a client event carries (with gjson: decoding the whole PDU was a third of a sync's time).
 func (e *Engine) clientEvent(ev *storage.Event, roomID id.RoomID, version id.RoomVersion) (*ClientEvent, error) {
-	var p pdu.PDU
-	if err := jsonv2.Unmarshal(ev.JSON, &p); err != nil {
-		return nil, err
+	if !gjson.ValidBytes(ev.JSON) {
+		return nil, errUnreadable
 	}
-	content := json.RawMessage(p.Content)
+	f := gjson.GetManyBytes(ev.JSON, "type", "sender", "state_key", "origin_server_ts", "content", "redacts")
+	if f[0].Type != gjson.String || f[1].Type != gjson.String || (f[2].Exists() && f[2].Type != gjson.String) ||
+		f[3].Type != gjson.Number {
+		return nil, errUnreadable
+	}
+	typ := f[0].Str
+	content := json.RawMessage(f[4].Raw)
 	if ev.RedactedBy != "" {
-		content = json.RawMessage(pdu.RedactContent(p.Type, p.Content, version))
+		content = json.RawMessage(pdu.RedactContent(typ, jsontext.Value(content), version))
 	}
 	if len(content) == 0 {
 		content = json.RawMessage(`{}`)
 	}
 	ce := &ClientEvent{
-		Content: content, EventID: id.EventID(ev.ID), OriginServerTS: p.OriginServerTS, RoomID: roomID,
-		Sender: p.Sender, StateKey: p.StateKey, Type: p.Type, Stored: ev,
+		Content: content, EventID: id.EventID(ev.ID), OriginServerTS: f[3].Int(), RoomID: roomID,
+		Sender: id.UserID(f[1].Str), Type: typ, Stored: ev,
 	}
-	if p.Type == "m.room.redaction" {
-		if p.Redacts != nil {
-			ce.Redacts = *p.Redacts
+	if f[2].Exists() {
+		sk := f[2].Str
+		ce.StateKey = &sk
+	}
+	if typ == "m.room.redaction" {
+		if f[5].Type == gjson.String {
+			ce.Redacts = id.EventID(f[5].Str)
 		} else if r, ok := redactsFromContent(content); ok {
 			ce.Redacts = r
 		}
 	}
 	return ce, nil
 }
+
+// errUnreadable is a stored event that is not a well-formed PDU.
+var errUnreadable = errors.New("rooms: stored event is not a well-formed PDU")
 
 func redactsFromContent(content json.RawMessage) (id.EventID, bool) {
 	var c struct {

@@ -145,3 +145,6 @@ func (s *Service) checkRoomWrite(ctx context.Context, roomID id.RoomID) error {
 	}
 	return nil
 }
+
+// Now is the service's clock (for turning stored presence into what clients see).
+func (s *Service) Now() time.Time { return s.now() }

@@ -19,9 +19,9 @@ import (
 	"fyr/server/media"
 	"fyr/server/reports"
 	"fyr/server/rooms"
+	"fyr/server/sync"
 	"fyr/server/userdata"
 	"fyr/server/userdir"
-	"fyr/server/sync"
 	"fyr/server/voip"
 )
 

@@ -14,8 +14,8 @@ import (
 	"fyr/server/media"
 	"fyr/server/reports"
 	"fyr/server/rooms"
-	"fyr/server/userdata"
 	"fyr/server/sync"
+	"fyr/server/userdata"
 	"fyr/storage"
 )
 

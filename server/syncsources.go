@@ -29,6 +29,13 @@ func (s *Server) syncOptions(cfg *config.Config, log *slog.Logger) syncapi.Optio
 		ToDevice:    src,
 		DeviceLists: src,
 		Keys:        src,
+		Ignored: func(ctx context.Context, user id.UserID) map[id.UserID]bool {
+			m, err := s.UserData.IgnoredUsers(ctx, user)
+			if err != nil {
+				log.Warn("ignored users unavailable for sync", "user", user, "err", err)
+			}
+			return m
+		},
 	}
 }
 

@@ -876,3 +876,33 @@ func TestSyncUseStateAfter(t *testing.T) {
 		t.Errorf("use_state_after=yes: %d %v", status, body)
 	}
 }
+
+func TestSyncHidesIgnoredUsers(t *testing.T) {
+	ctx := context.Background()
+	s := servertest.Start(t, servertest.OpenRegistration)
+	alice := s.Register(t, "alice", "correct horse battery")
+	bob := s.Register(t, "bob", "correct horse battery")
+	room := mustCreate(t, alice, &mautrix.ReqCreateRoom{Preset: "public_chat"})
+	if _, err := bob.JoinRoomByID(ctx, room); err != nil {
+		t.Fatal(err)
+	}
+	if err := alice.SetAccountData(ctx, "m.ignored_user_list", map[string]any{"ignored_users": map[string]any{string(bob.UserID): map[string]any{}}}); err != nil {
+		t.Fatal(err)
+	}
+	bob.SendText(ctx, room, "spam")
+	alice.SendText(ctx, room, "hello")
+	resp, err := alice.SyncRequest(ctx, 0, "", "", false, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sawHello bool
+	for _, ev := range resp.Rooms.Join[room].Timeline.Events {
+		if ev.Sender == bob.UserID && ev.Type == event.EventMessage {
+			t.Fatal("alice's sync shows a message from bob, whom she ignores")
+		}
+		sawHello = sawHello || ev.Content.Raw["body"] == "hello"
+	}
+	if !sawHello {
+		t.Fatal("alice's own message is missing")
+	}
+}

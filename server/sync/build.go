@@ -25,6 +25,8 @@ type plan struct {
 	since int64
 	// upto is where it ends: the sync's position, or the leave.
 	upto int64
+	// ignored are the senders whose messages the user does not want to see.
+	ignored map[id.UserID]bool
 }
 
 // extras are what other streams have for one room.
@@ -53,6 +55,12 @@ func (e *Engine) build(ctx context.Context, req *Request, f *Filter, since *Toke
 	}
 	if err != nil {
 		return nil, err
+	}
+	if e.opt.Ignored != nil {
+		ignored := e.opt.Ignored(ctx, req.User)
+		for i := range plans {
+			plans[i].ignored = ignored
+		}
 	}
 	var sincePos int64
 	if since != nil {
@@ -291,7 +299,7 @@ func (e *Engine) room(ctx context.Context, req *Request, f *Filter, p plan, ex *
 	lazy := f.Room.State.LazyLoadMembers
 	sr := rooms.SyncRequest{
 		Room: room, Since: p.since, Upto: p.upto, Limit: f.timelineLimit(), FullState: req.FullState, StateAfter: req.UseStateAfter,
-		Timeline: f.Room.Timeline.matcher(roomID), State: f.Room.State.matcher(roomID), LazyMembers: lazy,
+		Timeline: withoutIgnored(f.Room.Timeline.matcher(roomID), p.ignored), State: f.Room.State.matcher(roomID), LazyMembers: lazy,
 	}
 	if joined {
 		sr.JoinedAt = p.m.StreamPos
@@ -461,4 +469,18 @@ func (e *Engine) forEach(ctx context.Context, n int, fn func(ctx context.Context
 		return first
 	}
 	return ctx.Err() // the caller's ctx ended before every room was done
+}
+
+// withoutIgnored drops the messages of users the syncing user ignores (m.ignored_user_list);
+// their state changes still show, as the room's state must stay whole.
+func withoutIgnored(m rooms.EventMatcher, ignored map[id.UserID]bool) rooms.EventMatcher {
+	if len(ignored) == 0 {
+		return m
+	}
+	return func(ce *rooms.ClientEvent) bool {
+		if ce.StateKey == nil && ignored[ce.Sender] {
+			return false
+		}
+		return m == nil || m(ce)
+	}
 }

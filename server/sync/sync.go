@@ -65,6 +65,9 @@ type Options struct {
 	DeviceLists   DeviceListSource
 	Keys          KeyCountSource
 	Notifications NotificationSource
+	// Ignored returns the users whose messages user ignores (m.ignored_user_list); nil:
+	// nobody is ignored.
+	Ignored func(ctx context.Context, user id.UserID) map[id.UserID]bool
 }
 
 // Engine answers /sync. It is safe for concurrent use.

@@ -143,6 +143,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (s *Server, 
 	}
 	s.Accounts = accounts.New(s.DB, cfg.ServerName)
 	s.Accounts.SetRemoteProfile(s.remoteProfile)
+	s.Accounts.OnProfileChange(func(u id.UserID) { go s.Rooms.ProfileChanged(context.Background(), u) })
 	if s.AdminToken, err = s.Accounts.AdminBootstrapToken(ctx); err != nil {
 		return nil, fmt.Errorf("admin bootstrap token: %w", err)
 	}

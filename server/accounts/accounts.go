@@ -7,6 +7,7 @@ package accounts
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -44,6 +45,8 @@ type Service struct {
 	seen   seenTracker
 
 	remoteProfile RemoteProfile // nil: remote profiles are not found
+	// profileChanged hears about display name and avatar changes (OnProfileChange).
+	profileChanged func(user id.UserID)
 }
 
 // New returns a Service for the server called serverName.
@@ -212,6 +215,12 @@ func (s *Service) Register(ctx context.Context, a NewAccount) (*Session, error) 
 			if errors.Is(err, storage.ErrExists) {
 				return ErrUserInUse
 			}
+			return err
+		}
+		// A new account is named after its localpart until the user picks a name, as on
+		// Synapse: member lists and mentions then show something readable.
+		name, _ := json.Marshal(a.Localpart)
+		if err := tx.SetProfileField(a.Localpart, "displayname", name); err != nil {
 			return err
 		}
 		if a.InhibitLogin {

@@ -77,6 +77,16 @@ var ErrRemoteUnavailable = errors.New("accounts: the user's server could not be 
 // SetRemoteProfile installs the federation lookup for remote users' profiles.
 func (s *Service) SetRemoteProfile(f RemoteProfile) { s.remoteProfile = f }
 
+// OnProfileChange sets a hook called after a local user's display name or avatar changed,
+// so that the rooms they are in can be told.
+func (s *Service) OnProfileChange(f func(user id.UserID)) { s.profileChanged = f }
+
+func (s *Service) profileChange(localpart, key string) {
+	if s.profileChanged != nil && (key == "displayname" || key == "avatar_url") {
+		s.profileChanged(id.NewUserID(localpart, s.serverName))
+	}
+}
+
 // SetProfileField validates and stores one field of the caller's own profile.
 func (s *Service) SetProfileField(ctx context.Context, localpart, key string, value json.RawMessage) error {
 	if err := ValidProfileKey(key); err != nil {
@@ -101,7 +111,7 @@ func (s *Service) SetProfileField(ctx context.Context, localpart, key string, va
 			return fmt.Errorf("%w: %s is longer than %d bytes", ErrInvalidParam, key, limit)
 		}
 	}
-	return s.db.Write(ctx, func(tx *storage.Tx) error {
+	err := s.db.Write(ctx, func(tx *storage.Tx) error {
 		if err := tx.SetProfileField(localpart, key, value); err != nil {
 			return err
 		}
@@ -115,6 +125,10 @@ func (s *Service) SetProfileField(ctx context.Context, localpart, key string, va
 		}
 		return nil
 	})
+	if err == nil {
+		s.profileChange(localpart, key)
+	}
+	return err
 }
 
 // SetDisplayName sets a local user's display name.
@@ -128,5 +142,9 @@ func (s *Service) DeleteProfileField(ctx context.Context, localpart, key string)
 	if err := ValidProfileKey(key); err != nil {
 		return err
 	}
-	return s.db.Write(ctx, func(tx *storage.Tx) error { return tx.DeleteProfileField(localpart, key) })
+	err := s.db.Write(ctx, func(tx *storage.Tx) error { return tx.DeleteProfileField(localpart, key) })
+	if err == nil {
+		s.profileChange(localpart, key)
+	}
+	return err
 }

@@ -107,6 +107,7 @@ var engineErrors = []struct {
 	{rooms.ErrAliasExists, 409, "M_UNKNOWN"},
 	{rooms.ErrRemote, 502, "M_UNKNOWN"},
 	{rooms.ErrLimitExceeded, 429, "M_LIMIT_EXCEEDED"},
+	{rooms.ErrStillMember, 400, "M_UNKNOWN"},
 	{userdata.ErrNotFound, 404, "M_NOT_FOUND"},
 	{userdata.ErrServerManaged, 405, "M_BAD_JSON"},
 	{userdata.ErrTooLarge, 413, "M_TOO_LARGE"},

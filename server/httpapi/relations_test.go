@@ -614,7 +614,8 @@ func TestTimestampToEvent(t *testing.T) {
 		{"bad ts", alice, "?ts=soon&dir=f", "M_INVALID_PARAM", 400},
 		{"no dir", alice, "?ts=0", "M_MISSING_PARAM", 400},
 		{"bad dir", alice, "?ts=0&dir=up", "M_INVALID_PARAM", 400},
-		{"unknown room", alice, "", "M_NOT_FOUND", 404},
+		// Reads do not tell strangers whether a room exists (as Synapse, and Complement expects).
+		{"unknown room", alice, "", "M_FORBIDDEN", 403},
 	} {
 		p := path
 		if c.name == "unknown room" {

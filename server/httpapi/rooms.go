@@ -112,10 +112,13 @@ func (a *API) doJoin(w http.ResponseWriter, r *http.Request, roomID id.RoomID, v
 			return errBadJSON("reason must be a string")
 		}
 	}
-	// Only profile-like extra keys may ride along on the join event.
+	// Extra keys ride along on the join event (clients put profile overrides there), except
+	// those the server decides.
 	extra := map[string]json.RawMessage{}
-	for _, k := range []string{"displayname", "avatar_url"} {
-		if v, ok := body[k]; ok {
+	for k, v := range body {
+		switch k {
+		case "membership", "reason", "join_authorised_via_users_server", "third_party_signed":
+		default:
 			extra[k] = v
 		}
 	}
@@ -377,9 +380,8 @@ func (a *API) messages(w http.ResponseWriter, r *http.Request) error {
 	switch q.Get("dir") {
 	case "b":
 		req.Backwards = true
-	case "f":
-	case "":
-		return errMissingParam("dir")
+	case "f", "":
+		// The spec requires dir; without one Synapse pages forwards, and so do we.
 	default:
 		return errInvalidParam("dir must be b or f")
 	}

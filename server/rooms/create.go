@@ -9,6 +9,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"time"
 
 	"maunium.net/go/mautrix/id"
 
@@ -51,12 +52,32 @@ var presets = map[string]struct{ joinRule, history, guests string }{
 // CreateRoom creates a room as the spec's createRoom describes, writing every initial event
 // in one transaction: either the whole room exists afterwards or nothing does.
 func (e *Engine) CreateRoom(ctx context.Context, creator id.UserID, req *CreateRequest) (id.RoomID, error) {
-	nr, err := e.buildRoom(ctx, creator, req)
-	if err != nil {
-		return "", err
+	var nr *newRoom
+	for attempt := 0; ; attempt++ {
+		var err error
+		if nr, err = e.buildRoom(ctx, creator, req); err != nil {
+			return "", err
+		}
+		err = e.persistRoom(ctx, nr)
+		if err == nil {
+			break
+		}
+		// Two identical rooms created in the same millisecond hash to the same v12 room
+		// ID: build again a millisecond later.
+		if !errors.Is(err, storage.ErrExists) || attempt == 3 || !nr.rs.version.RoomIDIsCreateEventID() {
+			return "", err
+		}
+		time.Sleep(time.Millisecond)
 	}
-	if err := e.persistRoom(ctx, nr); err != nil {
-		return "", err
+	for _, u := range nr.remoteInvites {
+		c := MemberChange{Target: u}
+		if req.IsDirect {
+			c.Extra = map[string]json.RawMessage{"is_direct": json.RawMessage("true")}
+		}
+		if err := e.Invite(ctx, creator, nr.rs.id, c); err != nil {
+			// The room exists either way; an unreachable invitee can be invited again.
+			e.log.Warn("createRoom: remote invite failed", "room_id", nr.rs.id, "user", u, "err", err)
+		}
 	}
 	return nr.rs.id, nil
 }
@@ -70,6 +91,8 @@ type newRoom struct {
 	public  bool
 	// before, when set, runs in the room's first write once its row exists.
 	before func(tx *storage.Tx) error
+	// remoteInvites are invitees on other servers, invited after the room is written.
+	remoteInvites []id.UserID
 }
 
 // buildRoom builds a new room's initial events as createRoom describes (and, with
@@ -105,9 +128,6 @@ func (e *Engine) buildRoom(ctx context.Context, creator id.UserID, req *CreateRe
 	for _, u := range req.Invite {
 		if _, _, err := u.Parse(); err != nil {
 			return nil, fmt.Errorf("%w: invite: %q is not a user ID", ErrInvalidParam, u)
-		}
-		if !e.isLocal(u) {
-			return nil, fmt.Errorf("%w: inviting %s needs federation, which this server cannot do yet", ErrRemote, u)
 		}
 	}
 	var alias string
@@ -260,8 +280,14 @@ func (e *Engine) buildRoom(ctx context.Context, creator id.UserID, req *CreateRe
 			return nil, err
 		}
 	}
+	var remoteInvites []id.UserID
 	for _, u := range req.Invite {
 		if u == creator {
+			continue
+		}
+		if !e.isLocal(u) {
+			// Their server countersigns the invite: sent once the room exists.
+			remoteInvites = append(remoteInvites, u)
 			continue
 		}
 		extra := map[string]any{}
@@ -282,7 +308,7 @@ func (e *Engine) buildRoom(ctx context.Context, creator id.UserID, req *CreateRe
 			}
 		}
 	}
-	return &newRoom{rs: rs, events: bs, creator: creator, alias: alias, public: req.Visibility == "public"}, nil
+	return &newRoom{rs: rs, events: bs, creator: creator, alias: alias, public: req.Visibility == "public", remoteInvites: remoteInvites}, nil
 }
 
 // persistRoom writes a built room in one transaction and caches its state.

@@ -159,7 +159,7 @@ func TestKickBanUnban(t *testing.T) {
 		t.Fatal(err)
 	}
 	must[id.RoomID](t)(e.Join(ctx, bob, room, "", nil))
-	if err := e.Forget(ctx, bob, room); !errors.Is(err, rooms.ErrInvalidParam) {
+	if err := e.Forget(ctx, bob, room); !errors.Is(err, rooms.ErrStillMember) {
 		t.Fatalf("forget while joined: %v", err)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 
 	"github.com/tidwall/gjson"
 	"maunium.net/go/mautrix/federation/eventauth"
@@ -207,6 +208,30 @@ func (e *Engine) authChain(ctx context.Context, seeds []id.EventID) ([]*storage.
 			}
 		}
 		frontier, first = next, false
+	}
+	// From room version 12 the create event is no event's auth event (the room ID names
+	// it), but it is part of every auth chain.
+	rooms := map[int64]bool{}
+	for _, ev := range out {
+		rooms[ev.RoomNID] = true
+	}
+	if seedEvs, err := e.known(ctx, seeds); err == nil {
+		for _, ev := range seedEvs {
+			rooms[ev.RoomNID] = true
+		}
+	}
+	for nid := range rooms {
+		room, err := e.db.RoomByNID(ctx, nid)
+		if err != nil || !id.RoomVersion(room.Version).RoomIDIsCreateEventID() {
+			continue
+		}
+		createID := id.EventID("$" + strings.TrimPrefix(room.ID, "!"))
+		if seen[createID] || slices.Contains(seeds, createID) {
+			continue
+		}
+		if ev, err := e.db.EventByID(ctx, string(createID)); err == nil {
+			out = append(out, ev)
+		}
 	}
 	slices.SortFunc(out, func(a, b *storage.Event) int { return int(a.Depth - b.Depth) })
 	return out, nil

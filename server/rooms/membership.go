@@ -238,7 +238,7 @@ func (e *Engine) Forget(ctx context.Context, user id.UserID, roomID id.RoomID) e
 		return err
 	}
 	if m == "join" || m == "invite" || m == "knock" {
-		return fmt.Errorf("%w: leave the room before forgetting it", ErrInvalidParam)
+		return fmt.Errorf("%w: leave the room before forgetting it", ErrStillMember)
 	}
 	return e.db.Write(ctx, func(tx *storage.Tx) error { return tx.Forget(string(user), room.NID) })
 }
@@ -355,4 +355,39 @@ func addExtra(content map[string]any, extra map[string]json.RawMessage, reason s
 func isRemoteRoom(roomID id.RoomID, self string) bool {
 	_, server, ok := strings.Cut(string(roomID), ":")
 	return ok && server != self
+}
+
+// ProfileChanged re-sends a local user's membership in every room they are joined to, with
+// their new display name and avatar, as clients expect. Rooms where the user may no longer
+// send are skipped.
+func (e *Engine) ProfileChanged(ctx context.Context, user id.UserID) {
+	rooms, err := e.db.UserRooms(ctx, string(user), "join")
+	if err != nil {
+		e.log.Warn("profile change: listing rooms", "user", user, "err", err)
+		return
+	}
+	for _, r := range rooms {
+		roomID := id.RoomID(r.RoomID)
+		unlock := e.lock(roomID)
+		rs, err := e.loadRoom(ctx, roomID)
+		if err == nil && rs.membership(user) == "join" {
+			content := e.memberContent(ctx, user, "join", nil)
+			if ev, err := e.stateEvent(ctx, rs, "m.room.member", string(user)); err == nil && ev != nil {
+				// Keep whatever else the membership carried, but not a join's one-off authoriser.
+				var old map[string]any
+				if json.Unmarshal(ev.Content, &old) == nil {
+					for k, v := range old {
+						if _, set := content[k]; !set && k != "displayname" && k != "avatar_url" && k != "join_authorised_via_users_server" && k != "reason" {
+							content[k] = v
+						}
+					}
+				}
+			}
+			err = e.sendMember(ctx, rs, user, user, content)
+		}
+		unlock()
+		if err != nil {
+			e.log.Info("profile change not sent to a room", "user", user, "room_id", roomID, "err", err)
+		}
+	}
 }

@@ -45,8 +45,16 @@ type access struct {
 // access decides what user may read of roomID, refusing users who may read nothing.
 func (e *Engine) access(ctx context.Context, user id.UserID, roomID id.RoomID) (*access, error) {
 	r, err := e.room(ctx, roomID)
-	if err != nil {
+	if errors.Is(err, ErrNotFound) {
+		// Reads do not tell strangers whether a room exists.
+		return nil, fmt.Errorf("%w: you are not a member of this room", ErrForbidden)
+	} else if err != nil {
 		return nil, err
+	}
+	if forgot, err := e.db.Forgotten(ctx, string(user), r.NID); err != nil {
+		return nil, err
+	} else if forgot {
+		return nil, fmt.Errorf("%w: you forgot this room", ErrForbidden)
 	}
 	m, nid, err := e.db.Membership(ctx, r.NID, string(user))
 	if err != nil {

@@ -38,6 +38,8 @@ var (
 	ErrRoomInUse          = errors.New("rooms: room alias in use")
 	ErrRemote             = errors.New("rooms: needs federation")
 	ErrLimitExceeded      = errors.New("rooms: limit exceeded")
+	// ErrStillMember is forgetting a room one has not left (400 M_UNKNOWN, as Synapse).
+	ErrStillMember = errors.New("rooms: still a member")
 )
 
 // Limits from the spec.

@@ -95,7 +95,9 @@ func (v *visibility) canSee(ctx context.Context, ev *storage.Event) (bool, error
 // Event returns one event if the user may see it.
 func (e *Engine) Event(ctx context.Context, v Viewer, roomID id.RoomID, eventID id.EventID) (*ClientEvent, error) {
 	a, err := e.access(ctx, v.User, roomID)
-	if err != nil {
+	if errors.Is(err, ErrForbidden) {
+		return nil, fmt.Errorf("%w: no event %s that you may see", ErrNotFound, eventID)
+	} else if err != nil {
 		return nil, err
 	}
 	ev, err := e.db.EventByID(ctx, string(eventID))

@@ -142,7 +142,8 @@ func (n *Notifier) NotifyRoom(roomID id.RoomID) {
 // RoomEvent wakes the long-polls an event concerns: the room's local joined and invited
 // members, and the target of a membership event. It implements rooms.Listener.
 func (n *Notifier) RoomEvent(ev *storage.Event, roomID id.RoomID) {
-	if err := n.ensureRoom(roomID, ev.RoomNID); err != nil {
+	members, err := n.roomMembers(roomID, ev.RoomNID)
+	if err != nil {
 		n.log.Error("notifier: load room members; waking every long-poll", "room_id", roomID, "err", err)
 		n.NotifyAll()
 		return
@@ -155,7 +156,6 @@ func (n *Notifier) RoomEvent(ev *storage.Event, roomID id.RoomID) {
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	members := n.rooms[roomID]
 	for u := range members {
 		n.wakeLocked(u)
 	}
@@ -163,9 +163,8 @@ func (n *Notifier) RoomEvent(ev *storage.Event, roomID id.RoomID) {
 		return
 	}
 	n.wakeLocked(target)
-	if members == nil {
-		return // evicted meanwhile; reloaded on the room's next event
-	}
+	// If the room was evicted meanwhile, this updates a set no one keeps: harmless, the
+	// room reloads on its next event.
 	if membership == "join" || membership == "invite" {
 		members[target] = struct{}{}
 	} else {
@@ -173,32 +172,33 @@ func (n *Notifier) RoomEvent(ev *storage.Event, roomID id.RoomID) {
 	}
 }
 
-// ensureRoom loads a room's local members unless they are cached. The rooms engine calls
-// RoomEvent for one room at a time, so no other event of the room can slip between the load
-// and the caller's update.
-func (n *Notifier) ensureRoom(roomID id.RoomID, roomNID int64) error {
+// roomMembers returns a room's local members, loading them unless they are cached. The
+// rooms engine calls RoomEvent for one room at a time, so no other event of the room can
+// slip between the load and the caller's update. The set is only read or changed under mu.
+func (n *Notifier) roomMembers(roomID id.RoomID, roomNID int64) (map[id.UserID]struct{}, error) {
 	n.mu.Lock()
-	_, ok := n.rooms[roomID]
+	members, ok := n.rooms[roomID]
 	n.mu.Unlock()
 	if ok {
-		return nil
+		return members, nil
 	}
 	users, err := n.loadMembers(roomID, roomNID)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if _, ok := n.rooms[roomID]; !ok {
-		if len(n.rooms) >= n.maxRooms {
-			for k := range n.rooms { // evict an arbitrary room; it reloads on its next event
-				delete(n.rooms, k)
-				break
-			}
-		}
-		n.rooms[roomID] = users
+	if members, ok := n.rooms[roomID]; ok {
+		return members, nil
 	}
-	return nil
+	if len(n.rooms) >= n.maxRooms {
+		for k := range n.rooms { // evict an arbitrary room; it reloads on its next event
+			delete(n.rooms, k)
+			break
+		}
+	}
+	n.rooms[roomID] = users
+	return users, nil
 }
 
 // loadMembers reads a room's local joined and invited members from storage.

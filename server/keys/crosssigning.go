@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -90,7 +91,9 @@ func (e *Engine) UploadCrossSigningKeys(ctx context.Context, user id.UserID, u *
 		}
 		uploaded = append(uploaded, k)
 	}
+	outbox := e.getOutbox()
 	var pos, privatePos int64
+	var dests []string
 	err := e.db.Write(ctx, func(tx *storage.Tx) error {
 		stored, err := tx.CrossSigningKeys(user)
 		if err != nil {
@@ -148,13 +151,18 @@ func (e *Engine) UploadCrossSigningKeys(ctx context.Context, user id.UserID, u *
 				return err
 			}
 		}
-		return nil
+		// Other servers hear of the master and self-signing keys, never the user-signing key.
+		if pos != 0 {
+			dests, err = e.announce(tx, outbox, user, nil, true)
+		}
+		return err
 	})
 	if err != nil {
 		return err
 	}
 	e.notifySharing(ctx, pos, user)
 	e.notify(privatePos, []id.UserID{user})
+	notifyOutbox(outbox, dests)
 	return nil
 }
 
@@ -181,19 +189,25 @@ func (e *Engine) UploadSignatures(ctx context.Context, user id.UserID, uploads m
 			}
 		}
 	}
+	outbox := e.getOutbox()
 	var failures map[id.UserID]map[string]Failure
 	var pos int64
 	var privatePos []int64
 	var signed []id.UserID
+	var dests []string
 	err := e.db.Write(ctx, func(tx *storage.Tx) error {
 		s := &signer{tx: tx, user: user, failures: map[id.UserID]map[string]Failure{}}
 		var err error
 		if s.own, err = tx.CrossSigningKeys(user); err != nil {
 			return err
 		}
-		ownChanged := false
+		// Signatures of the uploader's own keys travel to other servers with the keys: a
+		// device's in an m.device_list_update, the master key's in an m.signing_key_update.
+		var ownDevices []deviceChange
+		ownMaster := false
 		for target, byKey := range uploads {
-			for keyID, raw := range byKey {
+			for _, keyID := range slices.Sorted(maps.Keys(byKey)) {
+				raw := byKey[keyID]
 				var stored bool
 				if target == user {
 					stored, err = s.signOwn(keyID, raw)
@@ -203,15 +217,21 @@ func (e *Engine) UploadSignatures(ctx context.Context, user id.UserID, uploads m
 				if err != nil {
 					return err
 				}
-				if stored && target == user {
-					ownChanged = true
-				} else if stored {
+				switch {
+				case stored && target == user && keyID == s.own[storage.UsageMaster].PublicKey:
+					ownMaster = true
+				case stored && target == user:
+					ownDevices = append(ownDevices, deviceChange{device: id.DeviceID(keyID)})
+				case stored:
 					signed = append(signed, target)
 				}
 			}
 		}
-		if ownChanged {
+		if ownMaster || len(ownDevices) > 0 {
 			if pos, err = tx.RecordDeviceListChange(user, ""); err != nil {
+				return err
+			}
+			if dests, err = e.announce(tx, outbox, user, ownDevices, ownMaster); err != nil {
 				return err
 			}
 		}
@@ -232,6 +252,7 @@ func (e *Engine) UploadSignatures(ctx context.Context, user id.UserID, uploads m
 	for _, p := range privatePos {
 		e.notify(p, []id.UserID{user})
 	}
+	notifyOutbox(outbox, dests)
 	return failures, nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"sync"
 
 	"maunium.net/go/mautrix/id"
 
@@ -173,7 +174,9 @@ func (e *Engine) UploadCrossSigningKeys(ctx context.Context, user id.UserID, u *
 //
 //   - the uploader's devices signed by their self-signing key,
 //   - the uploader's master key signed by their devices,
-//   - other users' master keys signed by the uploader's user-signing key.
+//   - other users' master keys signed by the uploader's user-signing key. The master key of
+//     a user on another server is fetched from it first; the signature stays on this server,
+//     where only the uploader sees it.
 //
 // Each signature is verified; those that fail are reported with M_INVALID_SIGNATURE (or
 // M_NOT_FOUND for a key the server does not know) and the rest are stored. Signatures of
@@ -189,6 +192,7 @@ func (e *Engine) UploadSignatures(ctx context.Context, user id.UserID, uploads m
 			}
 		}
 	}
+	remoteMasters := e.remoteMasterKeys(ctx, user, uploads)
 	outbox := e.getOutbox()
 	var failures map[id.UserID]map[string]Failure
 	var pos int64
@@ -196,7 +200,7 @@ func (e *Engine) UploadSignatures(ctx context.Context, user id.UserID, uploads m
 	var signed []id.UserID
 	var dests []string
 	err := e.db.Write(ctx, func(tx *storage.Tx) error {
-		s := &signer{tx: tx, user: user, failures: map[id.UserID]map[string]Failure{}}
+		s := &signer{tx: tx, user: user, remoteMasters: remoteMasters, failures: map[id.UserID]map[string]Failure{}}
 		var err error
 		if s.own, err = tx.CrossSigningKeys(user); err != nil {
 			return err
@@ -258,11 +262,14 @@ func (e *Engine) UploadSignatures(ctx context.Context, user id.UserID, uploads m
 
 // signer checks and stores the signatures of one upload inside its write.
 type signer struct {
-	tx       *storage.Tx
-	user     id.UserID
-	own      map[string]storage.CrossSigningKey
-	devices  map[id.DeviceID]storage.DeviceKeys
-	failures map[id.UserID]map[string]Failure
+	tx      *storage.Tx
+	user    id.UserID
+	own     map[string]storage.CrossSigningKey
+	devices map[id.DeviceID]storage.DeviceKeys
+	// remoteMasters are the master keys of the users on other servers being signed, as their
+	// servers answered.
+	remoteMasters map[id.UserID]storage.CrossSigningKey
+	failures      map[id.UserID]map[string]Failure
 }
 
 func (s *signer) fail(target id.UserID, keyID, errcode, format string, args ...any) {
@@ -378,15 +385,16 @@ func (s *signer) signOther(target id.UserID, keyID string, raw json.RawMessage, 
 		s.fail(target, keyID, "M_NOT_FOUND", "you have no user-signing key to sign other users with")
 		return false, nil
 	}
-	if !local {
-		s.fail(target, keyID, "M_NOT_FOUND", "the keys of users on other servers are not known here yet")
-		return false, nil
+	var master storage.CrossSigningKey
+	if local {
+		theirs, err := s.tx.CrossSigningKeys(target)
+		if err != nil {
+			return false, err
+		}
+		master, ok = theirs[storage.UsageMaster]
+	} else {
+		master, ok = s.remoteMasters[target]
 	}
-	theirs, err := s.tx.CrossSigningKeys(target)
-	if err != nil {
-		return false, err
-	}
-	master, ok := theirs[storage.UsageMaster]
 	if !ok || keyID != master.PublicKey {
 		s.fail(target, keyID, "M_NOT_FOUND", "%s is not the master key of %s; only master keys of other users can be signed", keyID, target)
 		return false, nil
@@ -411,4 +419,43 @@ func (s *signer) signOther(target id.UserID, keyID string, raw json.RawMessage, 
 		return false, nil
 	}
 	return s.add(storage.KeySignature{TargetUser: target, TargetKey: keyID, SignerUser: s.user, SignerKey: uskID, Signature: sig})
+}
+
+// remoteMasterKeys fetches the master keys of the users on other servers whose keys are
+// being signed, so that a signature can be checked against the key it claims to sign. A
+// server that cannot be asked leaves its users out, and their signatures fail as unknown.
+func (e *Engine) remoteMasterKeys(ctx context.Context, signer id.UserID, uploads map[id.UserID]map[string]json.RawMessage) map[id.UserID]storage.CrossSigningKey {
+	byServer := map[string]map[id.UserID][]id.DeviceID{}
+	for target, byKey := range uploads {
+		if target == signer || e.isLocal(target) || len(byKey) == 0 || target.Homeserver() == "" {
+			continue
+		}
+		if byServer[target.Homeserver()] == nil {
+			byServer[target.Homeserver()] = map[id.UserID][]id.DeviceID{}
+		}
+		byServer[target.Homeserver()][target] = []id.DeviceID{}
+	}
+	out := map[id.UserID]storage.CrossSigningKey{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for server, users := range byServer {
+		wg.Go(func() {
+			res, err := e.queryRemote(ctx, server, users, 0)
+			if err != nil {
+				e.log.Info("e2ee: fetching master keys to check signatures of them", "server", server, "err", err)
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			for u := range users {
+				if raw, ok := res.MasterKeys[u]; ok {
+					if k, err := checkCrossSigningKey(raw, u, storage.UsageMaster); err == nil {
+						out[u] = *k
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return out
 }

@@ -237,3 +237,88 @@ func TestRemoteKeysChanged(t *testing.T) {
 		t.Errorf("an update about a stranger took stream position %d", after)
 	}
 }
+
+// fakeRemote answers queries for users of other servers from a fixed set of master keys.
+type fakeRemote struct {
+	masters map[id.UserID]json.RawMessage
+	down    bool
+}
+
+func (f *fakeRemote) QueryKeys(_ context.Context, server string, users map[id.UserID][]id.DeviceID) (*e2ee.QueryResult, error) {
+	if f.down {
+		return nil, errors.New("unreachable")
+	}
+	res := &e2ee.QueryResult{DeviceKeys: map[id.UserID]map[id.DeviceID]json.RawMessage{}, MasterKeys: map[id.UserID]json.RawMessage{}}
+	for u := range users {
+		res.DeviceKeys[u] = map[id.DeviceID]json.RawMessage{}
+		if k, ok := f.masters[u]; ok {
+			res.MasterKeys[u] = k
+		}
+	}
+	return res, nil
+}
+
+func (f *fakeRemote) ClaimKeys(context.Context, string, map[id.UserID]map[id.DeviceID]string) (map[id.UserID]map[id.DeviceID]map[string]json.RawMessage, error) {
+	return nil, errors.New("not in this test")
+}
+
+// TestSignRemoteMasterKey: a local user signs the master key of a user on another server;
+// the signature is checked against the key that server reports, and only its maker sees it.
+func TestSignRemoteMasterKey(t *testing.T) {
+	ctx := context.Background()
+	v := newEnv(t)
+	alice := v.newDevice(t, user("alice"), "ALICE1")
+	bob := v.newDevice(t, user("bob"), "BOB1")
+	acs := newCrossSigning(alice.user)
+	if err := v.e.UploadCrossSigningKeys(ctx, alice.user, acs.upload(t), false); err != nil {
+		t.Fatal(err)
+	}
+	carol := id.UserID("@carol:" + remote)
+	ccs := newCrossSigning(carol)
+	rk := &fakeRemote{masters: map[id.UserID]json.RawMessage{carol: mustJSON(t, ccs.keyObject("master", ccs.master))}}
+	v.e.SetRemote(rk)
+	usk, cmaster := "ed25519:"+pubOf(acs.userSig), pubOf(ccs.master)
+	signed := mustJSON(t, sign(t, ccs.keyObject("master", ccs.master), alice.user, usk, acs.userSig))
+	forged := mustJSON(t, sign(t, ccs.keyObject("master", ccs.master), alice.user, usk, acs.master))
+	other := newCrossSigning(carol)
+	wrongKey := mustJSON(t, sign(t, other.keyObject("master", other.master), alice.user, usk, acs.userSig))
+	upload := func(keyID string, raw json.RawMessage) string {
+		t.Helper()
+		f := must(v.e.UploadSignatures(ctx, alice.user, map[id.UserID]map[string]json.RawMessage{carol: {keyID: raw}}))(t)
+		return f[carol][keyID].ErrCode
+	}
+	if code := upload(cmaster, forged); code != "M_INVALID_SIGNATURE" {
+		t.Errorf("forged signature: %q", code)
+	}
+	if code := upload(pubOf(other.master), wrongKey); code != "M_NOT_FOUND" {
+		t.Errorf("signature of a key carol does not have: %q", code)
+	}
+	rk.down = true
+	if code := upload(cmaster, signed); code != "M_NOT_FOUND" {
+		t.Errorf("while carol's server is down: %q", code)
+	}
+	rk.down = false
+	if code := upload(cmaster, signed); code != "" {
+		t.Fatalf("valid signature: %q", code)
+	}
+	carolsMaster := func(requester id.UserID) map[id.UserID]map[string]string {
+		t.Helper()
+		res := must(v.e.Query(ctx, requester, map[id.UserID][]id.DeviceID{carol: nil}, 0))(t)
+		var k struct {
+			Signatures map[id.UserID]map[string]string
+		}
+		json.Unmarshal(res.MasterKeys[carol], &k)
+		return k.Signatures
+	}
+	if sigs := carolsMaster(alice.user); sigs[alice.user][usk] == "" {
+		t.Errorf("alice's query of carol's master key lacks her signature: %v", sigs)
+	}
+	if sigs := carolsMaster(bob.user); sigs[alice.user] != nil {
+		t.Errorf("bob sees alice's signature of carol's master key: %v", sigs)
+	}
+	// Once carol has a new master key, the old signature is not attached to it.
+	rk.masters[carol] = mustJSON(t, other.keyObject("master", other.master))
+	if sigs := carolsMaster(alice.user); sigs[alice.user] != nil {
+		t.Errorf("alice's old signature attached to carol's new master key: %v", sigs)
+	}
+}

@@ -321,10 +321,13 @@ func TestE2EEKeysAcrossServers(t *testing.T) {
 			SelfSigningKey json.RawMessage `json:"self_signing_key"`
 			UserSigningKey json.RawMessage `json:"user_signing_key"`
 		}
+		var raw json.RawMessage
 		path := "/_matrix/federation/v1/user/devices/" + url.PathEscape(string(alice.UserID))
-		if err := hs2.FedClient.Do(ctx, "hs1.test", "GET", path, nil, &d); err != nil {
+		if err := hs2.FedClient.Do(ctx, "hs1.test", "GET", path, nil, &raw); err != nil {
 			t.Fatal(err)
 		}
+		servertest.CheckShape(t, "../server-server/user_devices.yaml", "GET", "/user/devices/{userId}", 200, raw)
+		json.Unmarshal(raw, &d)
 		if d.UserID != alice.UserID || d.StreamID < 1 || len(d.Devices) != 1 || d.Devices[0].DeviceID != alice.DeviceID ||
 			d.Devices[0].Keys["keys"] == nil || d.Devices[0].Keys["unsigned"] != nil || d.MasterKey == nil || d.SelfSigningKey == nil {
 			t.Errorf("GET /user/devices: %+v", d)
@@ -336,6 +339,21 @@ func TestE2EEKeysAcrossServers(t *testing.T) {
 		if code := fedErrCode(err); code != "M_INVALID_PARAM" {
 			t.Errorf("hs1 asked for hs2's user's devices: %v, want M_INVALID_PARAM", err)
 		}
+	})
+
+	t.Run("federation answers match the spec", func(t *testing.T) {
+		var raw json.RawMessage
+		body := map[string]any{"device_keys": map[id.UserID][]string{alice.UserID: {}}}
+		if err := hs2.FedClient.Do(ctx, "hs1.test", "POST", "/_matrix/federation/v1/user/keys/query", body, &raw); err != nil {
+			t.Fatal(err)
+		}
+		servertest.CheckShape(t, "../server-server/user_keys.yaml", "POST", "/user/keys/query", 200, raw)
+		publish(t, hs1, hs1.Login(t, "alice", e2eePassword), 1)
+		body = map[string]any{"one_time_keys": map[id.UserID]map[id.DeviceID]string{alice.UserID: {alice.DeviceID: "signed_curve25519"}}}
+		if err := hs2.FedClient.Do(ctx, "hs1.test", "POST", "/_matrix/federation/v1/user/keys/claim", body, &raw); err != nil {
+			t.Fatal(err)
+		}
+		servertest.CheckShape(t, "../server-server/user_keys.yaml", "POST", "/user/keys/claim", 200, raw)
 	})
 
 	t.Run("servers answer only for their own users", func(t *testing.T) {

@@ -428,6 +428,18 @@ func TestToDeviceAcrossServers(t *testing.T) {
 	if !slices.Equal(ns, want) {
 		t.Errorf("bob's inbox: %q, want %q", ns, want)
 	}
+	// And bob's /sync hands them out.
+	resp, err := bob.SyncRequest(ctx, 0, "", "", false, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns = nil
+	for _, ev := range resp.ToDevice.Events {
+		ns = append(ns, fmt.Sprint(ev.Sender, " ", ev.Content.Raw))
+	}
+	if !slices.Equal(ns, want) {
+		t.Errorf("bob's /sync to_device: %q, want %q", ns, want)
+	}
 }
 
 func TestDeviceListsAcrossServers(t *testing.T) {
@@ -476,9 +488,16 @@ func TestDeviceListsAcrossServers(t *testing.T) {
 		return u
 	}
 
-	// A new device with keys.
+	// A new device with keys, seen in /keys/changes and in bob's /sync.
+	before, err := bob.SyncRequest(ctx, 0, "", "", false, "")
+	if err != nil {
+		t.Fatal(err)
+	}
 	alice2 := hs1.Login(t, "alice", e2eePassword)
 	changedAfter("alice's new device", func() { publish(t, hs1, alice2, 1) })
+	if after, err := bob.SyncRequest(ctx, 0, before.NextBatch, "", false, ""); err != nil || !slices.Contains(after.DeviceLists.Changed, alice.UserID) {
+		t.Errorf("bob's /sync device_lists after alice's new device: %+v, %v", after.DeviceLists, err)
+	}
 	if _, ok := query().DeviceKeys[alice.UserID][alice2.DeviceID]; !ok {
 		t.Error("bob does not see alice's new device")
 	}

@@ -36,12 +36,19 @@ func (c *cryptoClient) syncWait(t *testing.T, what string, cond func() bool) {
 // and cross-signing keys announced by device-list and signing-key updates, and a signature
 // of the other user's master key kept by the signer's server.
 func TestEncryptedConversationAcrossServers(t *testing.T) {
+	for _, name := range []string{"sync", "engine"} {
+		t.Run(name, func(t *testing.T) { encryptedConversationAcrossServers(t, name) })
+	}
+}
+
+func encryptedConversationAcrossServers(t *testing.T, name string) {
 	fed := servertest.Federation(t, "hs1.test", "hs2.test")
 	hs1, hs2 := fed["hs1.test"], fed["hs2.test"]
 	aliceCli := hs1.Register(t, "alice", cryptoPassword)
+	needSync(t, hs1, name, aliceCli)
 	bobCli := hs2.Register(t, "bob", cryptoPassword)
-	alice := newCryptoClient(t, aliceCli, engineSync{hs1})
-	bob := newCryptoClient(t, bobCli, engineSync{hs2})
+	alice := newCryptoClient(t, aliceCli, sources(hs1)[name])
+	bob := newCryptoClient(t, bobCli, sources(hs2)[name])
 
 	room := mustCreate(t, aliceCli, &mautrix.ReqCreateRoom{Preset: "private_chat",
 		InitialState: []*event.Event{{Type: event.StateEncryption, Content: event.Content{
@@ -68,7 +75,7 @@ func TestEncryptedConversationAcrossServers(t *testing.T) {
 
 	// Bob's second device reaches alice's client through an m.device_list_update.
 	bob2Cli := hs2.Login(t, "bob", cryptoPassword)
-	bob2 := newCryptoClient(t, bob2Cli, engineSync{hs2})
+	bob2 := newCryptoClient(t, bob2Cli, sources(hs2)[name])
 	bob2.syncWait(t, "seeing the room", joined(bob2))
 	alice.syncWait(t, "learning of bob's second device", func() bool {
 		ds, err := alice.mach.CryptoStore.GetDevices(ctx, bobCli.UserID)

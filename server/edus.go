@@ -82,6 +82,9 @@ func (s *Server) receivePresence(ctx context.Context, origin string, content jso
 // eduHandlers are the EDU types this server understands.
 func (s *Server) eduHandlers() map[string]inbound.EDUHandler {
 	return map[string]inbound.EDUHandler{
-		"m.presence": s.receivePresence,
+		"m.presence":           s.receivePresence,
+		"m.direct_to_device":   s.receiveToDevice,
+		"m.device_list_update": s.receiveKeysChanged("m.device_list_update"),
+		"m.signing_key_update": s.receiveKeysChanged("m.signing_key_update"),
 	}
 }

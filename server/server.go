@@ -171,6 +171,8 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (s *Server, 
 	s.Reports = reports.New(s.DB, s.Rooms, cfg.ServerName)
 	s.Directory = userdir.New(s.DB)
 	s.E2EE = e2ee.New(s.DB, e2ee.Options{ServerName: cfg.ServerName, Log: log})
+	s.E2EE.SetRemote(fedKeys{s.FedClient})
+	s.E2EE.SetOutbox(outbox{s.Outbound})
 	s.Sync = syncapi.New(s.DB, s.Rooms, s.syncOptions(cfg, log))
 	s.Rooms.SetListener(s.Sync.Notifier())
 	s.UserData.Notify = func(u id.UserID, _ int64) { s.Sync.Notifier().Notify(u) }
@@ -460,6 +462,7 @@ func (s *Server) federationMux() *http.ServeMux {
 		_, err := s.Accounts.Profile(context.Background(), u)
 		return err == nil
 	}}).Routes(mux, s.verifier.Authenticate)
+	(&inbound.Keys{Engine: s.E2EE, Log: s.log}).Routes(mux, s.verifier.Authenticate)
 	mux.Handle("GET /_matrix/federation/v1/openid/userinfo", &inbound.OpenIDUserInfo{Lookup: s.openIDUser})
 	mux.Handle("GET /_matrix/federation/v1/query/profile", s.verifier.Authenticate(&inbound.ProfileQuery{
 		ServerName: s.cfg.ServerName, Profiles: s.localProfile}))

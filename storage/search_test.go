@@ -242,12 +242,14 @@ func TestSearchMigrationIndexesOldEvents(t *testing.T) {
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
 	}
-	// Turn the file back into a schema-11 database: no index, user_version 11.
+	// Turn the file back into a schema-11 database: no index, nor the later migrations'
+	// tables, user_version 11.
 	raw, err := sql.Open("sqlite", path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := raw.Exec(`DROP TABLE event_search; DROP TABLE event_search_content; PRAGMA user_version = 11`); err != nil {
+	if _, err := raw.Exec(`DROP TABLE event_search; DROP TABLE event_search_content;
+		DROP TABLE e2ee_device_list_stream; DROP TABLE e2ee_inbound_to_device; PRAGMA user_version = 11`); err != nil {
 		t.Fatal(err)
 	}
 	raw.Close()

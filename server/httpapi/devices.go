@@ -65,6 +65,12 @@ func (a *API) renameDevice(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if req.DisplayName != nil && a.e2ee != nil {
+		// The name is part of the device's keys as others see them.
+		if err := a.e2ee.DeviceRenamed(r.Context(), c.UserID, deviceID); err != nil {
+			a.log.Error("announcing a device's new name", "user", c.UserID, "err", err)
+		}
+	}
 	writeJSON(w, 200, struct{}{})
 	return nil
 }

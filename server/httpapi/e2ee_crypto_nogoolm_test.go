@@ -9,3 +9,7 @@ import "testing"
 func TestEncryptedConversation(t *testing.T) {
 	t.Skip("build with -tags goolm (make test does) to run the end-to-end encryption tests against mautrix's crypto")
 }
+
+func TestEncryptedConversationAcrossServers(t *testing.T) {
+	t.Skip("build with -tags goolm (make test does) to run the end-to-end encryption tests against mautrix's crypto")
+}

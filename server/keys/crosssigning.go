@@ -5,8 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
+	"sync"
 
 	"maunium.net/go/mautrix/id"
 
@@ -90,7 +92,9 @@ func (e *Engine) UploadCrossSigningKeys(ctx context.Context, user id.UserID, u *
 		}
 		uploaded = append(uploaded, k)
 	}
+	outbox := e.getOutbox()
 	var pos, privatePos int64
+	var dests []string
 	err := e.db.Write(ctx, func(tx *storage.Tx) error {
 		stored, err := tx.CrossSigningKeys(user)
 		if err != nil {
@@ -148,13 +152,18 @@ func (e *Engine) UploadCrossSigningKeys(ctx context.Context, user id.UserID, u *
 				return err
 			}
 		}
-		return nil
+		// Other servers hear of the master and self-signing keys, never the user-signing key.
+		if pos != 0 {
+			dests, err = e.announce(tx, outbox, user, nil, true)
+		}
+		return err
 	})
 	if err != nil {
 		return err
 	}
 	e.notifySharing(ctx, pos, user)
 	e.notify(privatePos, []id.UserID{user})
+	notifyOutbox(outbox, dests)
 	return nil
 }
 
@@ -165,7 +174,9 @@ func (e *Engine) UploadCrossSigningKeys(ctx context.Context, user id.UserID, u *
 //
 //   - the uploader's devices signed by their self-signing key,
 //   - the uploader's master key signed by their devices,
-//   - other users' master keys signed by the uploader's user-signing key.
+//   - other users' master keys signed by the uploader's user-signing key. The master key of
+//     a user on another server is fetched from it first; the signature stays on this server,
+//     where only the uploader sees it.
 //
 // Each signature is verified; those that fail are reported with M_INVALID_SIGNATURE (or
 // M_NOT_FOUND for a key the server does not know) and the rest are stored. Signatures of
@@ -181,19 +192,26 @@ func (e *Engine) UploadSignatures(ctx context.Context, user id.UserID, uploads m
 			}
 		}
 	}
+	remoteMasters := e.remoteMasterKeys(ctx, user, uploads)
+	outbox := e.getOutbox()
 	var failures map[id.UserID]map[string]Failure
 	var pos int64
 	var privatePos []int64
 	var signed []id.UserID
+	var dests []string
 	err := e.db.Write(ctx, func(tx *storage.Tx) error {
-		s := &signer{tx: tx, user: user, failures: map[id.UserID]map[string]Failure{}}
+		s := &signer{tx: tx, user: user, remoteMasters: remoteMasters, failures: map[id.UserID]map[string]Failure{}}
 		var err error
 		if s.own, err = tx.CrossSigningKeys(user); err != nil {
 			return err
 		}
-		ownChanged := false
+		// Signatures of the uploader's own keys travel to other servers with the keys: a
+		// device's in an m.device_list_update, the master key's in an m.signing_key_update.
+		var ownDevices []deviceChange
+		ownMaster := false
 		for target, byKey := range uploads {
-			for keyID, raw := range byKey {
+			for _, keyID := range slices.Sorted(maps.Keys(byKey)) {
+				raw := byKey[keyID]
 				var stored bool
 				if target == user {
 					stored, err = s.signOwn(keyID, raw)
@@ -203,15 +221,21 @@ func (e *Engine) UploadSignatures(ctx context.Context, user id.UserID, uploads m
 				if err != nil {
 					return err
 				}
-				if stored && target == user {
-					ownChanged = true
-				} else if stored {
+				switch {
+				case stored && target == user && keyID == s.own[storage.UsageMaster].PublicKey:
+					ownMaster = true
+				case stored && target == user:
+					ownDevices = append(ownDevices, deviceChange{device: id.DeviceID(keyID)})
+				case stored:
 					signed = append(signed, target)
 				}
 			}
 		}
-		if ownChanged {
+		if ownMaster || len(ownDevices) > 0 {
 			if pos, err = tx.RecordDeviceListChange(user, ""); err != nil {
+				return err
+			}
+			if dests, err = e.announce(tx, outbox, user, ownDevices, ownMaster); err != nil {
 				return err
 			}
 		}
@@ -232,16 +256,20 @@ func (e *Engine) UploadSignatures(ctx context.Context, user id.UserID, uploads m
 	for _, p := range privatePos {
 		e.notify(p, []id.UserID{user})
 	}
+	notifyOutbox(outbox, dests)
 	return failures, nil
 }
 
 // signer checks and stores the signatures of one upload inside its write.
 type signer struct {
-	tx       *storage.Tx
-	user     id.UserID
-	own      map[string]storage.CrossSigningKey
-	devices  map[id.DeviceID]storage.DeviceKeys
-	failures map[id.UserID]map[string]Failure
+	tx      *storage.Tx
+	user    id.UserID
+	own     map[string]storage.CrossSigningKey
+	devices map[id.DeviceID]storage.DeviceKeys
+	// remoteMasters are the master keys of the users on other servers being signed, as their
+	// servers answered.
+	remoteMasters map[id.UserID]storage.CrossSigningKey
+	failures      map[id.UserID]map[string]Failure
 }
 
 func (s *signer) fail(target id.UserID, keyID, errcode, format string, args ...any) {
@@ -357,15 +385,16 @@ func (s *signer) signOther(target id.UserID, keyID string, raw json.RawMessage, 
 		s.fail(target, keyID, "M_NOT_FOUND", "you have no user-signing key to sign other users with")
 		return false, nil
 	}
-	if !local {
-		s.fail(target, keyID, "M_NOT_FOUND", "the keys of users on other servers are not known here yet")
-		return false, nil
+	var master storage.CrossSigningKey
+	if local {
+		theirs, err := s.tx.CrossSigningKeys(target)
+		if err != nil {
+			return false, err
+		}
+		master, ok = theirs[storage.UsageMaster]
+	} else {
+		master, ok = s.remoteMasters[target]
 	}
-	theirs, err := s.tx.CrossSigningKeys(target)
-	if err != nil {
-		return false, err
-	}
-	master, ok := theirs[storage.UsageMaster]
 	if !ok || keyID != master.PublicKey {
 		s.fail(target, keyID, "M_NOT_FOUND", "%s is not the master key of %s; only master keys of other users can be signed", keyID, target)
 		return false, nil
@@ -390,4 +419,43 @@ func (s *signer) signOther(target id.UserID, keyID string, raw json.RawMessage, 
 		return false, nil
 	}
 	return s.add(storage.KeySignature{TargetUser: target, TargetKey: keyID, SignerUser: s.user, SignerKey: uskID, Signature: sig})
+}
+
+// remoteMasterKeys fetches the master keys of the users on other servers whose keys are
+// being signed, so that a signature can be checked against the key it claims to sign. A
+// server that cannot be asked leaves its users out, and their signatures fail as unknown.
+func (e *Engine) remoteMasterKeys(ctx context.Context, signer id.UserID, uploads map[id.UserID]map[string]json.RawMessage) map[id.UserID]storage.CrossSigningKey {
+	byServer := map[string]map[id.UserID][]id.DeviceID{}
+	for target, byKey := range uploads {
+		if target == signer || e.isLocal(target) || len(byKey) == 0 || target.Homeserver() == "" {
+			continue
+		}
+		if byServer[target.Homeserver()] == nil {
+			byServer[target.Homeserver()] = map[id.UserID][]id.DeviceID{}
+		}
+		byServer[target.Homeserver()][target] = []id.DeviceID{}
+	}
+	out := map[id.UserID]storage.CrossSigningKey{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for server, users := range byServer {
+		wg.Go(func() {
+			res, err := e.queryRemote(ctx, server, users, 0)
+			if err != nil {
+				e.log.Info("e2ee: fetching master keys to check signatures of them", "server", server, "err", err)
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			for u := range users {
+				if raw, ok := res.MasterKeys[u]; ok {
+					if k, err := checkCrossSigningKey(raw, u, storage.UsageMaster); err == nil {
+						out[u] = *k
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return out
 }

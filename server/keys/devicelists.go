@@ -24,48 +24,63 @@ func (e *Engine) DeviceListChanges(ctx context.Context, user id.UserID, since, u
 // logout/all, delete_devices, password change with logout, deactivation); a device that
 // never had keys costs one empty write.
 func (e *Engine) DeviceDeleted(ctx context.Context, user id.UserID, device id.DeviceID) error {
+	outbox := e.getOutbox()
 	var pos int64
+	var dests []string
 	err := e.db.Write(ctx, func(tx *storage.Tx) error {
 		had, err := tx.DeleteDeviceE2EE(user, device)
 		if err != nil || !had {
 			return err
 		}
-		pos, err = tx.RecordDeviceListChange(user, "")
+		if pos, err = tx.RecordDeviceListChange(user, ""); err != nil {
+			return err
+		}
+		dests, err = e.announce(tx, outbox, user, []deviceChange{{device: device, deleted: true}}, false)
 		return err
 	})
 	if err != nil {
 		return err
 	}
 	e.notifySharing(ctx, pos, user)
+	notifyOutbox(outbox, dests)
 	return nil
 }
 
 // DevicesDeleted is DeviceDeleted for every device of user that no longer exists, for paths
 // that delete devices without naming them (logout/all, deactivation).
 func (e *Engine) DevicesDeleted(ctx context.Context, user id.UserID) error {
+	outbox := e.getOutbox()
 	var pos int64
+	var dests []string
 	err := e.db.Write(ctx, func(tx *storage.Tx) error {
 		gone, err := tx.DeletedDevicesWithE2EE(user)
 		if err != nil {
 			return err
 		}
-		anyKeys := false
+		var changes []deviceChange
 		for _, d := range gone {
 			had, err := tx.DeleteDeviceE2EE(user, d)
 			if err != nil {
 				return err
 			}
-			anyKeys = anyKeys || had
+			if had {
+				changes = append(changes, deviceChange{device: d, deleted: true})
+			}
 		}
-		if anyKeys {
-			pos, err = tx.RecordDeviceListChange(user, "")
+		if len(changes) == 0 {
+			return nil
 		}
+		if pos, err = tx.RecordDeviceListChange(user, ""); err != nil {
+			return err
+		}
+		dests, err = e.announce(tx, outbox, user, changes, false)
 		return err
 	})
 	if err != nil {
 		return err
 	}
 	e.notifySharing(ctx, pos, user)
+	notifyOutbox(outbox, dests)
 	return nil
 }
 

@@ -21,6 +21,7 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"maunium.net/go/mautrix/id"
@@ -96,6 +97,10 @@ type Engine struct {
 	listener Listener
 	remote   RemoteKeys
 	outbox   Outbox
+
+	// prunedToDeviceIDs is when (Unix ms) old message IDs of received to-device EDUs were
+	// last forgotten.
+	prunedToDeviceIDs atomic.Int64
 }
 
 // New returns an engine over db.

@@ -54,7 +54,8 @@ func newQueryResult() *QueryResult {
 // self-signing keys; the user-signing key only of the requester. Signatures uploaded later
 // are merged in where requester may see them. Local users always get an entry, empty when
 // they have no keys; users on other servers are asked through RemoteKeys, and a server that
-// cannot be asked within timeout (0: DefaultRemoteTimeout) is listed in failures.
+// cannot be asked within timeout (0: DefaultRemoteTimeout) is listed in failures. Their
+// master keys carry the signatures requester made of them here.
 //
 // See https://spec.matrix.org/v1.19/client-server-api/#post_matrixclientv3keysquery
 func (e *Engine) Query(ctx context.Context, requester id.UserID, users map[id.UserID][]id.DeviceID, timeout time.Duration) (*QueryResult, error) {
@@ -91,7 +92,47 @@ func (e *Engine) Query(ctx context.Context, requester id.UserID, users map[id.Us
 	}
 	err := e.queryLocal(ctx, requester, local, users, res, &mu)
 	wg.Wait()
+	if err != nil {
+		return nil, err
+	}
+	if len(remote) > 0 {
+		err = e.addOwnSignaturesOfRemote(ctx, requester, res)
+	}
 	return res, err
+}
+
+// addOwnSignaturesOfRemote adds to the master keys of users on other servers the
+// signatures requester's user-signing key made of them, which only this server holds.
+func (e *Engine) addOwnSignaturesOfRemote(ctx context.Context, requester id.UserID, res *QueryResult) error {
+	var remote []id.UserID
+	for u := range res.MasterKeys {
+		if !e.isLocal(u) {
+			remote = append(remote, u)
+		}
+	}
+	if len(remote) == 0 {
+		return nil
+	}
+	sigs, err := e.db.KeySignaturesOf(ctx, remote)
+	if err != nil {
+		return err
+	}
+	for _, s := range sigs {
+		if s.SignerUser != requester {
+			continue
+		}
+		raw := res.MasterKeys[s.TargetUser]
+		var k crossSigningKeyObject
+		if json.Unmarshal(raw, &k) != nil || k.Keys["ed25519:"+s.TargetKey] != s.TargetKey {
+			continue // a signature of a key the user has since replaced
+		}
+		signed, err := withSignatures(raw, signatures{requester: {s.SignerKey: s.Signature}}, nil)
+		if err != nil {
+			return err
+		}
+		res.MasterKeys[s.TargetUser] = signed
+	}
+	return nil
 }
 
 func (e *Engine) queryRemote(ctx context.Context, server string, q map[id.UserID][]id.DeviceID, timeout time.Duration) (*QueryResult, error) {

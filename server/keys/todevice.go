@@ -85,26 +85,8 @@ func (e *Engine) SendToDevice(ctx context.Context, sender id.UserID, senderDevic
 		if err != nil || !fresh {
 			return err
 		}
-		for _, user := range slices.Sorted(maps.Keys(local)) {
-			targets, err := resolveDevices(tx, user, local[user])
-			if err != nil {
-				return err
-			}
-			if len(targets) > 0 {
-				recipients = append(recipients, user)
-			}
-			for _, device := range slices.Sorted(maps.Keys(targets)) {
-				if pos == 0 {
-					if pos, err = tx.NextPos(); err != nil {
-						return err
-					}
-				}
-				n, err := tx.QueueToDevice(user, device, pos, targets[device], e.opt.MaxInbox)
-				if err != nil {
-					return err
-				}
-				dropped += n
-			}
+		if pos, recipients, dropped, err = e.queueLocal(tx, local); err != nil {
+			return err
 		}
 		if outbox == nil {
 			return nil
@@ -136,6 +118,34 @@ func (e *Engine) SendToDevice(ctx context.Context, sender id.UserID, senderDevic
 	}
 	e.notify(pos, recipients)
 	return nil
+}
+
+// queueLocal puts messages in the inboxes of local devices, all at one new stream position
+// (none when no device gets a message). It returns the position, the users whose devices got
+// a message and how many old messages full inboxes dropped.
+func (e *Engine) queueLocal(tx *storage.Tx, local map[id.UserID]map[id.DeviceID][]byte) (pos int64, recipients []id.UserID, dropped int64, err error) {
+	for _, user := range slices.Sorted(maps.Keys(local)) {
+		targets, err := resolveDevices(tx, user, local[user])
+		if err != nil {
+			return 0, nil, 0, err
+		}
+		if len(targets) > 0 {
+			recipients = append(recipients, user)
+		}
+		for _, device := range slices.Sorted(maps.Keys(targets)) {
+			if pos == 0 {
+				if pos, err = tx.NextPos(); err != nil {
+					return 0, nil, 0, err
+				}
+			}
+			n, err := tx.QueueToDevice(user, device, pos, targets[device], e.opt.MaxInbox)
+			if err != nil {
+				return 0, nil, 0, err
+			}
+			dropped += n
+		}
+	}
+	return pos, recipients, dropped, nil
 }
 
 // resolveDevices turns one user's messages into the devices that get them: "*" is every

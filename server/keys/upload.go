@@ -65,7 +65,9 @@ func (e *Engine) Upload(ctx context.Context, user id.UserID, device id.DeviceID,
 		}
 		seen[k.algorithm] = true
 	}
+	outbox := e.getOutbox()
 	var pos int64
+	var dests []string
 	err = e.db.Write(ctx, func(tx *storage.Tx) error {
 		if dk != nil {
 			changed, err := setDeviceKeys(tx, dk)
@@ -77,6 +79,9 @@ func (e *Engine) Upload(ctx context.Context, user id.UserID, device id.DeviceID,
 					return err
 				}
 				if err := tx.SetDeviceKeys(*dk, pos); err != nil {
+					return err
+				}
+				if dests, err = e.announce(tx, outbox, user, []deviceChange{{device: device}}, false); err != nil {
 					return err
 				}
 			}
@@ -101,6 +106,7 @@ func (e *Engine) Upload(ctx context.Context, user id.UserID, device id.DeviceID,
 		return nil, err
 	}
 	e.notifySharing(ctx, pos, user)
+	notifyOutbox(outbox, dests)
 	return e.OTKCounts(ctx, user, device)
 }
 

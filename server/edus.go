@@ -83,5 +83,7 @@ func (s *Server) receivePresence(ctx context.Context, origin string, content jso
 func (s *Server) eduHandlers() map[string]inbound.EDUHandler {
 	return map[string]inbound.EDUHandler{
 		"m.presence": s.receivePresence,
+		"m.typing":   s.receiveTyping,
+		"m.receipt":  s.receiveReceipts,
 	}
 }

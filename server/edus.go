@@ -86,5 +86,7 @@ func (s *Server) eduHandlers() map[string]inbound.EDUHandler {
 		"m.direct_to_device":   s.receiveToDevice,
 		"m.device_list_update": s.receiveKeysChanged("m.device_list_update"),
 		"m.signing_key_update": s.receiveKeysChanged("m.signing_key_update"),
+		"m.typing":             s.receiveTyping,
+		"m.receipt":            s.receiveReceipts,
 	}
 }

@@ -132,3 +132,62 @@ func (f fedRemote) Backfill(ctx context.Context, server string, roomID id.RoomID
 	err := f.c.Do(ctx, server, "GET", "/_matrix/federation/v1/backfill/"+url.PathEscape(string(roomID))+"?"+q.Encode(), nil, &resp)
 	return resp.PDUs, remoteErr(err)
 }
+
+// PublicRooms asks server for its published room directory: GET /publicRooms, or POST when
+// the request filters, as Synapse does.
+func (f fedRemote) PublicRooms(ctx context.Context, server string, req rooms.PublicRoomsRequest) (*rooms.PublicRoomsResponse, error) {
+	const path = "/_matrix/federation/v1/publicRooms"
+	var resp rooms.PublicRoomsResponse
+	if req.SearchTerm == "" && req.RoomTypes == nil && req.ThirdPartyInstanceID == "" {
+		q := url.Values{}
+		if req.Limit > 0 {
+			q.Set("limit", fmt.Sprint(req.Limit))
+		}
+		if req.Since != "" {
+			q.Set("since", req.Since)
+		}
+		p := path
+		if len(q) > 0 {
+			p += "?" + q.Encode()
+		}
+		if err := f.c.Do(ctx, server, "GET", p, nil, &resp); err != nil {
+			return nil, err
+		}
+		return &resp, nil
+	}
+	body := map[string]any{}
+	if req.Limit > 0 {
+		body["limit"] = req.Limit
+	}
+	if req.Since != "" {
+		body["since"] = req.Since
+	}
+	filter := map[string]any{}
+	if req.SearchTerm != "" {
+		filter["generic_search_term"] = req.SearchTerm
+	}
+	if req.RoomTypes != nil {
+		filter["room_types"] = req.RoomTypes
+	}
+	body["filter"] = filter
+	if req.ThirdPartyInstanceID != "" {
+		body["third_party_instance_id"] = req.ThirdPartyInstanceID
+	}
+	if err := f.c.Do(ctx, server, "POST", path, body, &resp); err != nil {
+		return nil, err
+	}
+	return &resp, nil
+}
+
+// Hierarchy asks server for a space and its children (GET /hierarchy/{roomId}).
+func (f fedRemote) Hierarchy(ctx context.Context, server string, roomID id.RoomID, suggestedOnly bool) (*rooms.SpaceHierarchy, error) {
+	path := "/_matrix/federation/v1/hierarchy/" + url.PathEscape(string(roomID))
+	if suggestedOnly {
+		path += "?suggested_only=true"
+	}
+	var resp rooms.SpaceHierarchy
+	if err := f.c.Do(ctx, server, "GET", path, nil, &resp); err != nil {
+		return nil, remoteErr(err)
+	}
+	return &resp, nil
+}

@@ -82,6 +82,8 @@ type Server struct {
 	Ephemeral *ephemeral.Service
 	Reports   *reports.Service
 	Directory *userdir.Service
+	// ephemeralEDUs sends local typing and receipts to other servers (ephemeral_edus.go).
+	ephemeralEDUs *ephemeralEDUs
 	// Inbound answers transactions from other servers; the rooms engine sets its PDUs field.
 	Inbound    *inbound.Transactions
 	verifier   *transport.Verifier
@@ -168,6 +170,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (s *Server, 
 	s.Ephemeral.OnTyping = s.onTyping
 	s.Ephemeral.OnReceipt = s.onReceipt
 	s.Ephemeral.SetRoomAccountData(s.UserData.SetServerAccountData)
+	s.wireEphemeralEDUs()
 	s.Reports = reports.New(s.DB, s.Rooms, cfg.ServerName)
 	s.Directory = userdir.New(s.DB)
 	s.E2EE = e2ee.New(s.DB, e2ee.Options{ServerName: cfg.ServerName, Log: log})
@@ -407,6 +410,8 @@ func (s *Server) Run(ctx context.Context) error {
 	go func() { defer wg.Done(); s.Inbound.Run(bg) }()
 	wg.Add(1)
 	go func() { defer wg.Done(); s.Ephemeral.Run(bg) }()
+	wg.Add(1)
+	go func() { defer wg.Done(); s.ephemeralEDUs.run(bg) }()
 	wg.Add(1)
 	go func() {
 		defer wg.Done()

@@ -60,6 +60,9 @@ func (h *Rooms) Routes(mux *http.ServeMux, authenticate func(http.Handler) http.
 	route("GET "+v1+"/backfill/{roomID}", h.backfill)
 	route("POST "+v1+"/get_missing_events/{roomID}", h.missingEvents)
 	route("GET "+v1+"/query/directory", h.queryDirectory)
+	route("GET "+v1+"/publicRooms", h.publicRoomsGet)
+	route("POST "+v1+"/publicRooms", h.publicRoomsPost)
+	route("GET "+v1+"/hierarchy/{roomID}", h.hierarchy)
 	route("PUT "+v2+"/invite/{roomID}/{eventID}", h.invite)
 }
 

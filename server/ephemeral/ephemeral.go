@@ -4,8 +4,12 @@
 // marker behind the m.fully_read room account data. Sync reads both through Typing and
 // ReceiptsSince and hears about changes through OnTyping and OnReceipt.
 //
+// Other servers' users are kept here too (SetRemoteTyping, SetRemoteReceipt), and
+// OnUserTyping and OnReceipt tell who carries local users' changes to other servers.
+//
 // It is not for HTTP, for storing account data (the SetRoomAccountData hook does that) or
-// for federation: receipts and typing of remote users arrive and leave elsewhere.
+// for federation's wire formats: the server's EDU handlers decode and check what other
+// servers send and build what goes out.
 package ephemeral
 
 import (
@@ -69,6 +73,10 @@ type Service struct {
 	// OnTyping is called after the set of users typing in a room changed, including when a
 	// timeout ran out. It must not block. Nil tells nobody.
 	OnTyping func(roomID id.RoomID)
+	// OnUserTyping is called after a user started typing in a room or renewed their timeout
+	// (typing true), and after they stopped or their timeout ran out (typing false), for
+	// local and remote users alike. It must not block. Nil tells nobody.
+	OnUserTyping func(roomID id.RoomID, user id.UserID, typing bool)
 	// OnReceipt is called after a receipt was stored at stream position pos; a private
 	// receipt only concerns its owner, user. It must not block. Nil tells nobody.
 	OnReceipt func(roomID id.RoomID, user id.UserID, private bool, pos int64)
@@ -102,6 +110,11 @@ func New(db *storage.DB, rm Rooms, opt Options) *Service {
 			s.OnTyping(roomID)
 		}
 	})
+	s.typing.user = func(roomID id.RoomID, user id.UserID, typing bool) {
+		if s.OnUserTyping != nil {
+			s.OnUserTyping(roomID, user, typing)
+		}
+	}
 	return s
 }
 

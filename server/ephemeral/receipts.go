@@ -46,6 +46,49 @@ func (s *Service) SetReceipt(ctx context.Context, user id.UserID, roomID id.Room
 	return s.apply(ctx, user, roomID, m)
 }
 
+// SetRemoteReceipt stores a public read receipt (m.read) that another server sent for one of
+// its users, read at ts (Unix milliseconds; 0 for now). The user must be joined to the room
+// (ErrForbidden; ErrNotFound for an unknown room), and the event must be in the room's
+// timeline on this server (rooms.ErrNotFound otherwise: the receipt is dropped, as its
+// event may never arrive). threadID must fit the event as in SetReceipt. A receipt that
+// would move backwards is ignored without an error. That the user belongs to the server
+// that sent the receipt is the caller's to check.
+//
+// See https://spec.matrix.org/v1.19/server-server-api/#receipts
+func (s *Service) SetRemoteReceipt(ctx context.Context, user id.UserID, roomID id.RoomID, eventID id.EventID, threadID string, ts int64) error {
+	room, err := s.db.RoomByID(ctx, string(roomID))
+	if errors.Is(err, storage.ErrNotFound) {
+		return fmt.Errorf("%w: unknown room %s", ErrNotFound, roomID)
+	} else if err != nil {
+		return err
+	}
+	if m, _, err := s.db.Membership(ctx, room.NID, string(user)); err != nil {
+		return err
+	} else if m != "join" {
+		return fmt.Errorf("%w: %s is not joined to %s", ErrForbidden, user, roomID)
+	}
+	ev, err := s.db.EventByID(ctx, string(eventID))
+	if errors.Is(err, storage.ErrNotFound) || (err == nil && (ev.RoomNID != room.NID || ev.StreamPos == 0)) {
+		return fmt.Errorf("%w: event %s is not in the timeline of %s here", rooms.ErrNotFound, eventID, roomID)
+	} else if err != nil {
+		return err
+	}
+	if threadID != "" {
+		ok, err := s.inThread(ctx, ev, threadID)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return fmt.Errorf("%w: event_id %s is not related to thread %s", ErrInvalidParam, eventID, threadID)
+		}
+	}
+	if ts <= 0 {
+		ts = s.typing.clock().UnixMilli()
+	}
+	return s.store(ctx, user, roomID, storage.Receipt{RoomNID: room.NID, UserID: string(user), Type: ReceiptRead,
+		ThreadID: threadID, EventID: ev.ID, EventPos: ev.StreamPos, TS: ts})
+}
+
 // ReadMarkers is the body of POST /rooms/{roomId}/read_markers; empty fields are left alone.
 type ReadMarkers struct {
 	FullyRead   id.EventID
@@ -125,19 +168,24 @@ func (s *Service) apply(ctx context.Context, user id.UserID, roomID id.RoomID, m
 	if m.typ == FullyRead {
 		return s.moveFullyRead(ctx, user, roomID, m.ev)
 	}
+	return s.store(ctx, user, roomID, storage.Receipt{RoomNID: m.ev.RoomNID, UserID: string(user), Type: m.typ,
+		ThreadID: m.threadID, EventID: m.ev.ID, EventPos: m.ev.StreamPos, TS: s.typing.clock().UnixMilli()})
+}
+
+// store writes a checked receipt and tells OnReceipt when it moved.
+func (s *Service) store(ctx context.Context, user id.UserID, roomID id.RoomID, r storage.Receipt) error {
 	var stored bool
 	var pos int64
 	err := s.db.Write(ctx, func(tx *storage.Tx) error {
 		var err error
-		stored, pos, err = tx.PutReceipt(storage.Receipt{RoomNID: m.ev.RoomNID, UserID: string(user), Type: m.typ,
-			ThreadID: m.threadID, EventID: m.ev.ID, EventPos: m.ev.StreamPos, TS: s.typing.clock().UnixMilli()})
+		stored, pos, err = tx.PutReceipt(r)
 		return err
 	})
 	if err != nil {
 		return err
 	}
 	if stored && s.OnReceipt != nil {
-		s.OnReceipt(roomID, user, m.typ == ReceiptReadPrivate, pos)
+		s.OnReceipt(roomID, user, r.Type == ReceiptReadPrivate, pos)
 	}
 	return nil
 }

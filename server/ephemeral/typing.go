@@ -32,6 +32,20 @@ func (s *Service) SetTyping(ctx context.Context, caller, target id.UserID, roomI
 	return nil
 }
 
+// SetRemoteTyping records what another server said about one of its users: typing in
+// roomID for DefaultTypingTimeout (the server renews it while the user types on), or no
+// longer typing. The user must be joined to the room (ErrForbidden; ErrNotFound for an
+// unknown room). That the user belongs to the server that said so is the caller's to check.
+//
+// See https://spec.matrix.org/v1.19/server-server-api/#typing-notifications
+func (s *Service) SetRemoteTyping(ctx context.Context, user id.UserID, roomID id.RoomID, typing bool) error {
+	if err := s.joined(ctx, user, roomID); err != nil {
+		return err
+	}
+	s.typing.set(roomID, user, typing, DefaultTypingTimeout)
+	return nil
+}
+
 // Typing returns the users typing in a room now, sorted, and the room's typing serial: the
 // serial of its latest change (0 if nobody ever typed there). Sync keeps the serial it last
 // sent and asks again when Serial has moved past it; a room whose serial is above the one a
@@ -57,6 +71,9 @@ type typing struct {
 	rooms  map[id.RoomID]*roomTyping
 	// notify is called, outside mu, for every room whose set changed.
 	notify func(id.RoomID)
+	// user, if set, is called outside mu for each user who starts, renews or stops typing
+	// (typing false, also when a timeout runs out), after notify.
+	user func(roomID id.RoomID, user id.UserID, typing bool)
 	// wake tells run that a deadline was added or the clock changed.
 	wake chan struct{}
 }
@@ -75,7 +92,8 @@ func newTyping(now func() time.Time, notify func(id.RoomID)) *typing {
 func (t *typing) set(roomID id.RoomID, user id.UserID, typing bool, timeout time.Duration) {
 	t.mu.Lock()
 	now := t.now()
-	changed := t.expireLocked(roomID, now)
+	stopped := t.expireLocked(roomID, now)
+	changed := len(stopped) > 0
 	rt := t.rooms[roomID]
 	if rt == nil {
 		if !typing {
@@ -86,12 +104,15 @@ func (t *typing) set(roomID id.RoomID, user id.UserID, typing bool, timeout time
 		t.rooms[roomID] = rt
 	}
 	_, was := rt.until[user]
+	typed := false // user starts or renews
 	if typing && timeout > 0 {
 		rt.until[user] = now.Add(timeout)
 		changed = changed || !was
+		typed = true
 	} else if was {
 		delete(rt.until, user)
 		changed = true
+		stopped = append(stopped, user)
 	}
 	if changed {
 		t.serial++
@@ -101,12 +122,27 @@ func (t *typing) set(roomID id.RoomID, user id.UserID, typing bool, timeout time
 	if changed {
 		t.notify(roomID)
 	}
+	t.tell(roomID, stopped, false)
+	if typed {
+		t.tell(roomID, []id.UserID{user}, true)
+	}
 	t.poke()
+}
+
+// tell calls the user hook for each of users.
+func (t *typing) tell(roomID id.RoomID, users []id.UserID, typing bool) {
+	if t.user == nil {
+		return
+	}
+	for _, u := range users {
+		t.user(roomID, u, typing)
+	}
 }
 
 func (t *typing) get(roomID id.RoomID) ([]id.UserID, int64) {
 	t.mu.Lock()
-	changed := t.expireLocked(roomID, t.now())
+	stopped := t.expireLocked(roomID, t.now())
+	changed := len(stopped) > 0
 	if changed {
 		t.serial++
 		t.rooms[roomID].serial = t.serial
@@ -124,6 +160,7 @@ func (t *typing) get(roomID id.RoomID) ([]id.UserID, int64) {
 	if changed {
 		t.notify(roomID)
 	}
+	t.tell(roomID, stopped, false)
 	slices.Sort(users)
 	if users == nil {
 		users = []id.UserID{}
@@ -131,21 +168,20 @@ func (t *typing) get(roomID id.RoomID) ([]id.UserID, int64) {
 	return users, serial
 }
 
-// expireLocked drops the room's users whose deadline has passed and says whether any did.
-// The caller bumps the serial.
-func (t *typing) expireLocked(roomID id.RoomID, now time.Time) bool {
+// expireLocked drops the room's users whose deadline has passed and returns them. The
+// caller bumps the serial when there are any.
+func (t *typing) expireLocked(roomID id.RoomID, now time.Time) (expired []id.UserID) {
 	rt := t.rooms[roomID]
 	if rt == nil {
-		return false
+		return nil
 	}
-	changed := false
 	for u, until := range rt.until {
 		if !until.After(now) {
 			delete(rt.until, u)
-			changed = true
+			expired = append(expired, u)
 		}
 	}
-	return changed
+	return expired
 }
 
 // expireAll expires every room, announces the rooms that changed, and returns the earliest
@@ -154,11 +190,13 @@ func (t *typing) expireAll() (next, now time.Time) {
 	t.mu.Lock()
 	now = t.now()
 	var changed []id.RoomID
+	stopped := map[id.RoomID][]id.UserID{}
 	for roomID, rt := range t.rooms {
-		if t.expireLocked(roomID, now) {
+		if expired := t.expireLocked(roomID, now); len(expired) > 0 {
 			t.serial++
 			rt.serial = t.serial
 			changed = append(changed, roomID)
+			stopped[roomID] = expired
 		}
 		for _, until := range rt.until {
 			if next.IsZero() || until.Before(next) {
@@ -169,6 +207,7 @@ func (t *typing) expireAll() (next, now time.Time) {
 	t.mu.Unlock()
 	for _, roomID := range changed {
 		t.notify(roomID)
+		t.tell(roomID, stopped[roomID], false)
 	}
 	return next, now
 }

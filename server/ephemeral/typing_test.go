@@ -92,3 +92,30 @@ func TestTypingRunExpires(t *testing.T) {
 		t.Fatalf("room b lost its typist early: %v", users)
 	}
 }
+
+// TestTypingUserHook checks the per-user changes the federation fan-out hears of: starts,
+// renewals and stops, including a timeout running out.
+func TestTypingUserHook(t *testing.T) {
+	c := &clock{t: time.Unix(1000, 0)}
+	type change struct {
+		room   id.RoomID
+		user   id.UserID
+		typing bool
+	}
+	var got []change
+	ty := newTyping(c.now, func(id.RoomID) {})
+	ty.user = func(r id.RoomID, u id.UserID, typing bool) { got = append(got, change{r, u, typing}) }
+
+	ty.set("!a:x", "@u:x", true, 10*time.Second)
+	ty.set("!a:x", "@u:x", true, 10*time.Second) // renewal
+	ty.set("!a:x", "@v:x", true, 30*time.Second)
+	ty.set("!a:x", "@v:x", false, 0)
+	ty.set("!a:x", "@w:x", false, 0) // never typed: nothing to tell
+	c.advance(11 * time.Second)
+	ty.get("!a:x") // @u:x's timeout ran out
+	want := []change{{"!a:x", "@u:x", true}, {"!a:x", "@u:x", true}, {"!a:x", "@v:x", true},
+		{"!a:x", "@v:x", false}, {"!a:x", "@u:x", false}}
+	if !slices.Equal(got, want) {
+		t.Fatalf("user hook heard %v, want %v", got, want)
+	}
+}

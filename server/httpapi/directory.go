@@ -172,6 +172,11 @@ func (a *API) publicRoomsGet(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	// Anyone may read this server's list; asking another server on someone's behalf needs
+	// an account, as in Synapse.
+	if server != "" && server != a.rooms.ServerName() && maybeCaller(r) == nil {
+		return newErr(http.StatusUnauthorized, "M_MISSING_TOKEN", "listing another server's rooms needs an access token")
+	}
 	limit, err := intParam(r, "limit", 0)
 	if err != nil {
 		return err

@@ -384,15 +384,17 @@ func TestPublicRoomsPaginationAndFilter(t *testing.T) {
 	// Refusals.
 	for _, c := range []struct {
 		query  string
+		token  string
 		status int
 		code   string
 	}{
-		{"since=garbage", 400, "M_INVALID_PARAM"},
-		{"limit=-1", 400, "M_INVALID_PARAM"},
-		{"server=elsewhere.example", 502, "M_UNKNOWN"},
-		{"server=bad%2Fname", 400, "M_INVALID_PARAM"},
+		{"since=garbage", "", 400, "M_INVALID_PARAM"},
+		{"limit=-1", "", 400, "M_INVALID_PARAM"},
+		{"server=elsewhere.example", "", 401, "M_MISSING_TOKEN"},
+		{"server=elsewhere.example", bob.AccessToken, 502, "M_UNKNOWN"},
+		{"server=bad%2Fname", "", 400, "M_INVALID_PARAM"},
 	} {
-		status, body, _ := s.Do(t, "GET", "/_matrix/client/v3/publicRooms?"+c.query, "", nil)
+		status, body, _ := s.Do(t, "GET", "/_matrix/client/v3/publicRooms?"+c.query, c.token, nil)
 		if status != c.status || !strings.Contains(string(body), c.code) {
 			t.Errorf("GET /publicRooms?%s: %d %s, want %d %s", c.query, status, body, c.status, c.code)
 		}

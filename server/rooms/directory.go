@@ -58,7 +58,8 @@ type PublicRoomsRequest struct {
 	Limit int
 	// Since is a next_batch or prev_batch token of an earlier answer.
 	Since string
-	// Server is the directory's server; "" or this server's name. Others need federation.
+	// Server is the directory's server; "" or this server's name, or another server, which
+	// is asked over federation.
 	Server string
 	// SearchTerm matches the name, topic or canonical alias, case-insensitively.
 	SearchTerm string
@@ -81,12 +82,14 @@ type PublicRoomsResponse struct {
 // Synapse does, it lists only rooms with joined members that are public, knockable or world
 // readable: publishing an invite-only room advertises nothing anyone could use.
 // Tokens are positions in that order, so pages stay consistent while rooms come and go.
+// With another server in req.Server, it asks that server over federation instead, for at
+// most RemoteDirectoryTimeout (ErrRemote when the server does not answer).
 func (e *Engine) PublicRooms(ctx context.Context, req PublicRoomsRequest) (*PublicRoomsResponse, error) {
-	if req.Server != "" && req.Server != e.opt.ServerName {
-		return nil, fmt.Errorf("%w: listing the rooms of %s needs federation, which this server cannot do yet", ErrRemote, req.Server)
-	}
 	if req.Limit < 0 {
 		return nil, fmt.Errorf("%w: limit must not be negative", ErrInvalidParam)
+	}
+	if req.Server != "" && req.Server != e.opt.ServerName {
+		return e.remotePublicRooms(ctx, req)
 	}
 	var cursor *directoryToken
 	if req.Since != "" {

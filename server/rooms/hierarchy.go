@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -55,12 +54,15 @@ type HierarchyResponse struct {
 
 // Hierarchy walks a space's tree depth first, children in the spec's order, and returns the
 // rooms user may preview (see preview), each once. The children of a room are followed only
-// when it is a space the user may preview. Only rooms this server holds are summarised:
-// children on other servers stay in their parent's children_state but are not walked into,
-// since that needs federation's /hierarchy, which is not built yet.
+// when it is a space the user may preview. Rooms this server does not hold are asked of the
+// servers in their m.space.child event's via list, then of the server named in the room ID
+// (the only one to ask about a root this server does not hold), over federation's
+// /hierarchy, within a budget of requests and time per walk; a room no server answers for
+// is left out, and stays in its parent's children_state.
 //
 // Pages are positions in the walk: a token counts the rooms already returned, and the next
-// page walks again and skips them, so tokens need no server-side session.
+// page walks again and skips them, so tokens need no server-side session; answers from other
+// servers are cached for a while, so the pages of one walk ask them once.
 // See https://spec.matrix.org/v1.19/client-server-api/#get_matrixclientv1roomsroomidhierarchy
 func (e *Engine) Hierarchy(ctx context.Context, user id.UserID, roomID id.RoomID, req HierarchyRequest) (*HierarchyResponse, error) {
 	limit := req.Limit
@@ -87,23 +89,20 @@ func (e *Engine) Hierarchy(ctx context.Context, user id.UserID, roomID id.RoomID
 		tok.Skip = got.Skip
 	}
 
-	root, err := e.roomInfoByID(ctx, roomID)
-	if errors.Is(err, ErrNotFound) {
-		return nil, fmt.Errorf("%w: you are not allowed to view room %s", ErrForbidden, roomID)
-	} else if err != nil {
+	w := e.newHierarchyWalk(user, req.SuggestedOnly)
+	defer w.close()
+	if root, err := w.room(ctx, roomID, nil); err != nil {
 		return nil, err
-	}
-	if _, ok, err := e.preview(ctx, root, user); err != nil {
-		return nil, err
-	} else if !ok {
+	} else if root == nil {
 		return nil, fmt.Errorf("%w: you are not allowed to view room %s", ErrForbidden, roomID)
 	}
 
 	type queued struct {
 		room  id.RoomID
 		depth int
+		via   []string
 	}
-	stack := []queued{{roomID, 0}}
+	stack := []queued{{roomID, 0, nil}}
 	done := map[id.RoomID]bool{}
 	resp := &HierarchyResponse{Rooms: []*HierarchyRoom{}}
 	walked := 0
@@ -114,34 +113,20 @@ func (e *Engine) Hierarchy(ctx context.Context, user id.UserID, roomID id.RoomID
 			continue
 		}
 		done[q.room] = true
-		ri, err := e.roomInfoByID(ctx, q.room)
-		if errors.Is(err, ErrNotFound) {
-			continue // on another server
-		} else if err != nil {
+		hr, err := w.room(ctx, q.room, q.via)
+		if err != nil {
 			return nil, err
 		}
-		if _, ok, err := e.preview(ctx, ri, user); err != nil {
-			return nil, err
-		} else if !ok {
-			continue
-		}
-		var children []*SpaceChild
-		if ri.isSpace() {
-			if children, err = e.spaceChildren(ctx, ri.nid, req.SuggestedOnly); err != nil {
-				return nil, err
-			}
+		if hr == nil {
+			continue // unknown, unreachable, or not for this user
 		}
 		if walked >= tok.Skip {
-			hr := &HierarchyRoom{RoomSummary: ri.summary, ChildrenState: children}
-			if hr.ChildrenState == nil {
-				hr.ChildrenState = []*SpaceChild{}
-			}
 			resp.Rooms = append(resp.Rooms, hr)
 		}
 		walked++
 		if q.depth < maxDepth {
-			for _, c := range slices.Backward(children) {
-				stack = append(stack, queued{id.RoomID(c.StateKey), q.depth + 1})
+			for _, c := range slices.Backward(hr.ChildrenState) {
+				stack = append(stack, queued{id.RoomID(c.StateKey), q.depth + 1, childVia(c)})
 			}
 		}
 	}
@@ -152,59 +137,102 @@ func (e *Engine) Hierarchy(ctx context.Context, user id.UserID, roomID id.RoomID
 	return resp, nil
 }
 
+// localHierarchyRoom is a room this server holds as user sees it in a hierarchy, or nil when
+// they may not preview it; ErrNotFound when this server does not hold it.
+func (e *Engine) localHierarchyRoom(ctx context.Context, user id.UserID, roomID id.RoomID, suggestedOnly bool) (*HierarchyRoom, error) {
+	ri, err := e.roomInfoByID(ctx, roomID)
+	if err != nil {
+		return nil, err
+	}
+	if _, ok, err := e.preview(ctx, ri, user); err != nil || !ok {
+		return nil, err
+	}
+	return e.hierarchyRoom(ctx, ri, suggestedOnly)
+}
+
+// hierarchyRoom is a room's summary with, for a space, its children.
+func (e *Engine) hierarchyRoom(ctx context.Context, ri *roomInfo, suggestedOnly bool) (*HierarchyRoom, error) {
+	hr := &HierarchyRoom{RoomSummary: ri.summary, ChildrenState: []*SpaceChild{}}
+	if ri.isSpace() {
+		children, err := e.spaceChildren(ctx, ri.nid, suggestedOnly)
+		if err != nil {
+			return nil, err
+		}
+		if children != nil {
+			hr.ChildrenState = children
+		}
+	}
+	return hr, nil
+}
+
 // spaceChildren returns a space's valid m.space.child events (a non-empty via of strings),
-// only suggested ones when asked, in the spec's order: a valid order key first, by that key,
-// then by origin_server_ts, then by room ID.
-// See https://spec.matrix.org/v1.19/client-server-api/#ordering-of-children-within-a-space
+// only suggested ones when asked, in the spec's order (see orderChildren).
 func (e *Engine) spaceChildren(ctx context.Context, roomNID int64, suggestedOnly bool) ([]*SpaceChild, error) {
 	evs, err := e.db.CurrentStateEvents(ctx, roomNID, "m.space.child")
 	if err != nil {
 		return nil, err
 	}
-	type sortable struct {
-		child *SpaceChild
-		order string
-		valid bool
-	}
-	var out []sortable
+	var out []*SpaceChild
 	for _, ev := range evs {
-		if ev.RedactedBy != "" || ev.StateKey == nil || !strings.HasPrefix(*ev.StateKey, "!") {
+		if ev.RedactedBy != "" || ev.StateKey == nil {
 			continue // a redacted child event has no via
 		}
-		c := gjson.GetBytes(ev.JSON, "content")
-		if !validVia(c.Get("via")) || (suggestedOnly && c.Get("suggested").Type != gjson.True) {
-			continue
+		c := &SpaceChild{Type: ev.Type, StateKey: *ev.StateKey, Content: json.RawMessage(gjson.GetBytes(ev.JSON, "content").Raw),
+			Sender: id.UserID(ev.Sender), OriginServerTS: gjson.GetBytes(ev.JSON, "origin_server_ts").Int()}
+		if validChild(c, suggestedOnly) {
+			out = append(out, c)
 		}
-		order := c.Get("order")
-		valid := order.Type == gjson.String && validOrder(order.Str)
-		out = append(out, sortable{
-			child: &SpaceChild{Type: ev.Type, StateKey: *ev.StateKey, Content: json.RawMessage(c.Raw),
-				Sender: id.UserID(ev.Sender), OriginServerTS: gjson.GetBytes(ev.JSON, "origin_server_ts").Int()},
-			order: order.Str, valid: valid,
-		})
 	}
-	slices.SortFunc(out, func(a, b sortable) int {
-		if a.valid != b.valid {
-			if a.valid {
+	orderChildren(out)
+	return out, nil
+}
+
+// validChild says whether c is an m.space.child event naming a room with a non-empty via of
+// strings, and a suggested one when only those are wanted.
+func validChild(c *SpaceChild, suggestedOnly bool) bool {
+	if c == nil || c.Type != "m.space.child" || !strings.HasPrefix(c.StateKey, "!") {
+		return false
+	}
+	content := gjson.ParseBytes(c.Content)
+	return validVia(content.Get("via")) && (!suggestedOnly || content.Get("suggested").Type == gjson.True)
+}
+
+// childVia is the via list of a valid m.space.child event.
+func childVia(c *SpaceChild) []string {
+	var out []string
+	for _, v := range gjson.GetBytes(c.Content, "via").Array() {
+		out = append(out, v.Str)
+	}
+	return out
+}
+
+// orderChildren sorts children in the spec's order: a valid order key first, by that key,
+// then by origin_server_ts, then by room ID.
+// See https://spec.matrix.org/v1.19/client-server-api/#ordering-of-children-within-a-space
+func orderChildren(children []*SpaceChild) {
+	order := func(c *SpaceChild) (string, bool) {
+		o := gjson.GetBytes(c.Content, "order")
+		return o.Str, o.Type == gjson.String && validOrder(o.Str)
+	}
+	slices.SortStableFunc(children, func(a, b *SpaceChild) int {
+		ao, av := order(a)
+		bo, bv := order(b)
+		if av != bv {
+			if av {
 				return -1
 			}
 			return 1
 		}
-		if a.valid {
-			if c := strings.Compare(a.order, b.order); c != 0 {
+		if av {
+			if c := strings.Compare(ao, bo); c != 0 {
 				return c
 			}
 		}
-		if c := cmp.Compare(a.child.OriginServerTS, b.child.OriginServerTS); c != 0 {
+		if c := cmp.Compare(a.OriginServerTS, b.OriginServerTS); c != 0 {
 			return c
 		}
-		return strings.Compare(a.child.StateKey, b.child.StateKey)
+		return strings.Compare(a.StateKey, b.StateKey)
 	})
-	children := make([]*SpaceChild, len(out))
-	for i, s := range out {
-		children[i] = s.child
-	}
-	return children, nil
 }
 
 // validVia: a non-empty array of strings.

@@ -92,6 +92,8 @@ type Engine struct {
 	events *eventCache
 	// summaries caches rooms' directory summaries (summary.go); its zero value is ready.
 	summaries summaryCache
+	// hierarchies caches other servers' space hierarchies (fedhierarchy.go); zero is ready.
+	hierarchies hierarchyCache
 
 	// aggregator adds bundled aggregations (m.relations) to events; nil: none.
 	aggregator func(ctx context.Context, v Viewer, ces []*ClientEvent) error

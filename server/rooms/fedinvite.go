@@ -145,13 +145,8 @@ func (e *Engine) ReceiveInvite(ctx context.Context, origin string, roomID id.Roo
 func (e *Engine) placeStubMembership(ctx context.Context, roomID id.RoomID, version id.RoomVersion, p *pdu.PDU, eventID id.EventID, stripped []json.RawMessage) error {
 	unlock := e.lock(roomID)
 	defer unlock()
-	if _, err := e.db.RoomByID(ctx, string(roomID)); errors.Is(err, storage.ErrNotFound) {
-		if err := e.db.Write(ctx, func(tx *storage.Tx) error {
-			_, err := tx.InsertRoom(string(roomID), string(version), e.now())
-			return err
-		}); err != nil && !errors.Is(err, storage.ErrExists) {
-			return err
-		}
+	if err := e.ensureRoomRow(ctx, roomID, version); err != nil {
+		return err
 	}
 	rs, err := e.loadRoom(ctx, roomID)
 	if err != nil {
@@ -225,4 +220,19 @@ func (e *Engine) StrippedState(ctx context.Context, user id.UserID, roomID id.Ro
 		extra = append(extra, se.id)
 	}
 	return e.strippedState(ctx, rs, extra...)
+}
+
+// ensureRoomRow creates the row of a room this server learns about from another server.
+func (e *Engine) ensureRoomRow(ctx context.Context, roomID id.RoomID, version id.RoomVersion) error {
+	if _, err := e.db.RoomByID(ctx, string(roomID)); !errors.Is(err, storage.ErrNotFound) {
+		return err
+	}
+	err := e.db.Write(ctx, func(tx *storage.Tx) error {
+		_, err := tx.InsertRoom(string(roomID), string(version), e.now())
+		return err
+	})
+	if errors.Is(err, storage.ErrExists) {
+		return nil
+	}
+	return err
 }

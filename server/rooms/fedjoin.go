@@ -138,17 +138,7 @@ func (e *Engine) placeJoin(ctx context.Context, server string, roomID id.RoomID,
 	unlock := e.lock(roomID)
 	defer unlock()
 	// Make sure the room exists in storage.
-	_, err := e.db.RoomByID(ctx, string(roomID))
-	if errors.Is(err, storage.ErrNotFound) {
-		err = e.db.Write(ctx, func(tx *storage.Tx) error {
-			_, err := tx.InsertRoom(string(roomID), string(version), e.now())
-			return err
-		})
-		if err != nil && !errors.Is(err, storage.ErrExists) {
-			return err
-		}
-	}
-	if err != nil {
+	if err := e.ensureRoomRow(ctx, roomID, version); err != nil {
 		return err
 	}
 	e.cache.drop(roomID)
@@ -254,39 +244,14 @@ func (e *Engine) placeJoin(ctx context.Context, server string, roomID id.RoomID,
 
 // placeOwnOutlier stores our own leave or knock that went through another server.
 func (e *Engine) placeOwnOutlier(ctx context.Context, roomID id.RoomID, version id.RoomVersion, raw json.RawMessage) error {
-	unlock := e.lock(roomID)
-	defer unlock()
-	if _, err := e.db.RoomByID(ctx, string(roomID)); errors.Is(err, storage.ErrNotFound) {
-		if err := e.db.Write(ctx, func(tx *storage.Tx) error {
-			_, err := tx.InsertRoom(string(roomID), string(version), e.now())
-			return err
-		}); err != nil && !errors.Is(err, storage.ErrExists) {
-			return err
-		}
-	}
-	rs, err := e.loadRoom(ctx, roomID)
-	if err != nil {
+	if err := e.ensureRoomRow(ctx, roomID, version); err != nil {
 		return err
 	}
 	p, evID, err := e.parseRemote(ctx, version, raw)
 	if err != nil {
 		return err
 	}
-	ne := e.newEvent(rs, p, evID)
-	err = e.db.Write(ctx, func(tx *storage.Tx) error {
-		per, err := tx.InsertEvent(&storage.InboundEvent{NewEvent: *ne, Outlier: true})
-		if err != nil {
-			return err
-		}
-		pos, err := tx.NextPos()
-		if err != nil {
-			return err
-		}
-		return tx.SetCurrentState(rs.nid, rs.snapshot, map[storage.StateKey]storage.CurrentChange{
-			{Type: "m.room.member", StateKey: string(p.Sender)}: {EventNID: per.NID, Membership: ne.Membership}}, pos)
-	})
-	e.cache.drop(roomID)
-	return err
+	return e.placeStubMembership(ctx, roomID, version, p, evID, nil)
 }
 
 // AliasRemote resolves aliases on other servers.

@@ -174,7 +174,15 @@ func TestRoomRefusals(t *testing.T) {
 		{"creator in v12 power levels", func() error {
 			_, err := alice.SendStateEvent(ctx, room, event.StatePowerLevels, "", map[string]any{"users": map[string]int{string(alice.UserID): 100}})
 			return err
-		}(), "M_FORBIDDEN", 403},
+		}(), "M_BAD_JSON", 400},
+		{"power level beyond canonical JSON", func() error {
+			_, err := alice.SendStateEvent(ctx, room, event.StatePowerLevels, "", map[string]any{"users_default": float64(1 << 60)})
+			return err
+		}(), "M_BAD_JSON", 400},
+		{"invalid additional creator", func() error {
+			_, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{CreationContent: map[string]any{"additional_creators": []string{"@bob:bad domain!"}}})
+			return err
+		}(), "M_BAD_JSON", 400},
 		{"unknown event", func() error { _, err := alice.GetEvent(ctx, room, "$nope"); return err }(), "M_NOT_FOUND", 404},
 		{"bad dir", func() error {
 			_, err := alice.Messages(ctx, room, "", "", mautrix.Direction('x'), nil, 5)

@@ -160,7 +160,12 @@ func (e *Engine) buildRoom(ctx context.Context, creator id.UserID, req *CreateRe
 	if version.PrivilegedRoomCreators() {
 		if raw, ok := req.CreationContent["additional_creators"]; ok {
 			if err := json.Unmarshal(raw, &additional); err != nil {
-				return nil, fmt.Errorf("%w: additional_creators must be a list of user IDs", ErrInvalidParam)
+				return nil, fmt.Errorf("%w: additional_creators must be a list of user IDs", ErrBadJSON)
+			}
+			for _, u := range additional {
+				if !validUserID(u) {
+					return nil, fmt.Errorf("%w: additional_creators: %q is not a valid user ID", ErrBadJSON, u)
+				}
 			}
 		}
 		if trusted {
@@ -384,6 +389,15 @@ func (e *Engine) buildWithRoomID(ctx context.Context, rs *roomState, d draft, ro
 	return b, err
 }
 
+// tombstoneLevel is the default power to upgrade a room: above every ordinary admin from
+// room version 12 (MSC4289), where only creators can upgrade by default.
+func tombstoneLevel(version id.RoomVersion) int {
+	if version.PrivilegedRoomCreators() {
+		return 150
+	}
+	return 100
+}
+
 // defaultPowerLevels are the power levels of a new room before any override.
 func defaultPowerLevels(version id.RoomVersion, creator id.UserID) map[string]any {
 	users := map[string]any{}
@@ -405,7 +419,7 @@ func defaultPowerLevels(version id.RoomVersion, creator id.UserID) map[string]an
 			"m.room.canonical_alias":    50,
 			"m.room.power_levels":       100,
 			"m.room.history_visibility": 100,
-			"m.room.tombstone":          100,
+			"m.room.tombstone":          tombstoneLevel(version),
 			"m.room.server_acl":         100,
 			"m.room.encryption":         100,
 		},

@@ -216,6 +216,18 @@ func (e *Engine) Knock(ctx context.Context, user id.UserID, roomID id.RoomID, re
 		servers := append(via, roomServer(roomID))
 		return roomID, e.remoteMembership(ctx, user, roomID, servers, "knock", content)
 	}
+	// A room we only know from an earlier knock or invite is knocked on through its servers.
+	unlock := e.lock(roomID)
+	if rs, err := e.loadRoom(ctx, roomID); err == nil && !e.joinsLocally(rs) {
+		servers := append(append([]string{}, via...), e.residentServers(ctx, rs, user)...)
+		unlock()
+		content := map[string]any{"membership": "knock"}
+		if reason != "" {
+			content["reason"] = reason
+		}
+		return roomID, e.remoteMembership(ctx, user, roomID, servers, "knock", content)
+	}
+	unlock()
 	err := e.changeMember(ctx, user, roomID, MemberChange{Target: user, Reason: reason}, "knock", func(rs *roomState) error {
 		if !rs.version.Knocks() {
 			return fmt.Errorf("%w: room version %s does not support knocking", ErrForbidden, rs.version)

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"strconv"
+	"strings"
 
 	"github.com/tidwall/gjson"
 	"maunium.net/go/mautrix/id"
@@ -109,4 +111,68 @@ func checkPowerLevels(rs *roomState, d *draft) error {
 		}
 	}
 	return fmt.Errorf("%w: these power levels would leave no joined member able to change them again", ErrForbidden)
+}
+
+// validUserID checks a user ID's grammar, including its server name.
+func validUserID(u id.UserID) bool {
+	_, server, err := u.Parse()
+	if err != nil || server == "" || len(u) > 255 {
+		return false
+	}
+	host := server
+	if h, port, ok := strings.Cut(server, ":"); ok && !strings.HasPrefix(server, "[") {
+		if _, err := strconv.Atoi(port); err != nil {
+			return false
+		}
+		host = h
+	}
+	if strings.HasPrefix(host, "[") {
+		return strings.HasSuffix(strings.SplitN(host, "]", 2)[0]+"]", "]")
+	}
+	for _, r := range host {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '.') {
+			return false
+		}
+	}
+	return host != ""
+}
+
+// maxCanonicalInt is the largest integer canonical JSON allows (2^53 - 1).
+const maxCanonicalInt = 1<<53 - 1
+
+// checkPowerLevelsShape refuses power levels that no room version accepts, with 400: values
+// that are not integers in canonical JSON's range, and (from v12) room creators listed in
+// users, who hold unlimited power already.
+func checkPowerLevelsShape(rs *roomState, d *draft, creators map[id.UserID]bool) error {
+	var walk func(path string, v gjson.Result) error
+	walk = func(path string, v gjson.Result) error {
+		switch v.Type {
+		case gjson.Number:
+			if f := v.Float(); f > maxCanonicalInt || f < -maxCanonicalInt {
+				return fmt.Errorf("%w: %s is outside canonical JSON's integer range", ErrBadJSON, path)
+			}
+		case gjson.JSON:
+			var err error
+			v.ForEach(func(k, val gjson.Result) bool {
+				err = walk(path+"."+k.Str, val)
+				return err == nil
+			})
+			return err
+		}
+		return nil
+	}
+	c := gjson.ParseBytes(d.content)
+	for _, key := range []string{"users", "events", "notifications", "users_default", "events_default", "state_default", "ban", "kick", "redact", "invite"} {
+		if err := walk(key, c.Get(key)); err != nil {
+			return err
+		}
+	}
+	if rs.version.PrivilegedRoomCreators() {
+		for u := range creators {
+			if c.Get("users." + gjson.Escape(string(u))).Exists() {
+				return fmt.Errorf("%w: %s created the room and has unlimited power; room creators must not be listed in power levels", ErrBadJSON, u)
+			}
+		}
+	}
+	return nil
 }

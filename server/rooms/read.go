@@ -215,6 +215,8 @@ func (e *Engine) membersAt(ctx context.Context, a *access, pos int64) (storage.S
 
 // JoinedMember is one entry of /joined_members.
 type JoinedMember struct {
+	// DisplayName and AvatarURL are left out when unset: the spec types them as strings
+	// (Synapse sends null, which Complement's sytest port expects).
 	DisplayName *string `json:"display_name,omitempty"`
 	AvatarURL   *string `json:"avatar_url,omitempty"`
 }

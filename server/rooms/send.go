@@ -63,6 +63,13 @@ func (e *Engine) SendState(ctx context.Context, from Sender, roomID id.RoomID, t
 	sk := stateKey
 	return e.sendDraft(ctx, roomID, draft{sender: from.User, typ: typ, stateKey: &sk, content: content}, func(rs *roomState, d *draft) error {
 		if typ == "m.room.power_levels" {
+			pl, err := e.powerLevels(ctx, rs)
+			if err != nil {
+				return err
+			}
+			if err := checkPowerLevelsShape(rs, d, pl.creators); err != nil {
+				return err
+			}
 			return checkPowerLevels(rs, d)
 		}
 		return nil

@@ -51,6 +51,17 @@ func (e *Engine) SendState(ctx context.Context, from Sender, roomID id.RoomID, t
 		if m == "" {
 			return "", fmt.Errorf("%w: membership is missing", ErrBadJSON)
 		}
+		if m == "join" && stateKey == string(from.User) {
+			// A join through the state API is a join: it gets the same checks (restricted
+			// rooms, federation) and the server, not the client, names any authoriser.
+			var extra map[string]json.RawMessage
+			if err := json.Unmarshal(content, &extra); err != nil {
+				return "", fmt.Errorf("%w: %v", ErrBadJSON, err)
+			}
+			delete(extra, "membership")
+			delete(extra, "join_authorised_via_users_server")
+			return e.rejoin(ctx, from.User, roomID, extra)
+		}
 	case "m.room.canonical_alias":
 		if err := e.checkCanonicalAlias(ctx, roomID, content); err != nil {
 			return "", err
@@ -171,4 +182,53 @@ var ErrBadAlias = errors.New("rooms: bad alias")
 func validAlias(a string) bool {
 	local, server, ok := strings.Cut(strings.TrimPrefix(a, "#"), ":")
 	return strings.HasPrefix(a, "#") && ok && local != "" && server != "" && len(a) <= 255
+}
+
+// rejoin sends a join for a user through the state API: a new join, or a change of a
+// joined member's profile.
+func (e *Engine) rejoin(ctx context.Context, user id.UserID, roomID id.RoomID, extra map[string]json.RawMessage) (id.EventID, error) {
+	unlock := e.lock(roomID)
+	rs, err := e.loadRoom(ctx, roomID)
+	if err == nil && rs.membership(user) == "join" {
+		defer unlock()
+		content := map[string]any{"membership": "join"}
+		for k, v := range extra {
+			content[k] = v
+		}
+		raw, _ := json.Marshal(content)
+		sk := string(user)
+		b, err := e.build(ctx, rs, draft{sender: user, typ: "m.room.member", stateKey: &sk, content: raw})
+		if err != nil {
+			return "", err
+		}
+		if _, err := e.persist(ctx, rs, []*built{b}, nil); err != nil {
+			return "", err
+		}
+		return b.id, nil
+	}
+	unlock()
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return "", err
+	}
+	var reason string
+	if r, ok := extra["reason"]; ok {
+		json.Unmarshal(r, &reason)
+		delete(extra, "reason")
+	}
+	if _, err := e.JoinVia(ctx, user, roomID, nil, reason, extra); err != nil {
+		return "", err
+	}
+	m, err := e.db.RoomByID(ctx, string(roomID))
+	if err != nil {
+		return "", err
+	}
+	_, nid, err := e.db.Membership(ctx, m.NID, string(user))
+	if err != nil {
+		return "", err
+	}
+	ids, err := e.db.EventIDsByNID(ctx, []int64{nid})
+	if err != nil {
+		return "", err
+	}
+	return id.EventID(ids[nid]), nil
 }

@@ -226,7 +226,6 @@ func (a *API) joinedRooms(w http.ResponseWriter, r *http.Request) error {
 
 // eventBody reads an event's content: any JSON object.
 func (a *API) eventBody(w http.ResponseWriter, r *http.Request) (json.RawMessage, error) {
-	var content json.RawMessage
 	body, err := a.readBody(w, r)
 	if err != nil {
 		return nil, err
@@ -235,28 +234,25 @@ func (a *API) eventBody(w http.ResponseWriter, r *http.Request) (json.RawMessage
 	if err := decodeBytes(body, &obj); err != nil {
 		return nil, err
 	}
-	content = body
-	return content, nil
+	return body, nil
 }
 
+// send is PUT /send: a message event, idempotent per transaction ID.
 func (a *API) send(w http.ResponseWriter, r *http.Request) error {
-	roomID, err := roomIDParam(r)
-	if err != nil {
-		return err
-	}
-	content, err := a.eventBody(w, r)
-	if err != nil {
-		return err
-	}
-	eventID, err := a.rooms.Send(r.Context(), viewer(r), roomID, r.PathValue("eventType"), r.PathValue("txnID"), content)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, 200, map[string]any{"event_id": eventID})
-	return nil
+	return a.sendEvent(w, r, func(roomID id.RoomID, content json.RawMessage) (id.EventID, error) {
+		return a.rooms.Send(r.Context(), viewer(r), roomID, r.PathValue("eventType"), r.PathValue("txnID"), content)
+	})
 }
 
+// putState is PUT /state: a state event.
 func (a *API) putState(w http.ResponseWriter, r *http.Request) error {
+	return a.sendEvent(w, r, func(roomID id.RoomID, content json.RawMessage) (id.EventID, error) {
+		return a.rooms.SendState(r.Context(), viewer(r), roomID, r.PathValue("eventType"), r.PathValue("stateKey"), content)
+	})
+}
+
+// sendEvent reads the room and the event content, sends, and answers the event ID.
+func (a *API) sendEvent(w http.ResponseWriter, r *http.Request, send func(id.RoomID, json.RawMessage) (id.EventID, error)) error {
 	roomID, err := roomIDParam(r)
 	if err != nil {
 		return err
@@ -265,7 +261,7 @@ func (a *API) putState(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	eventID, err := a.rooms.SendState(r.Context(), viewer(r), roomID, r.PathValue("eventType"), r.PathValue("stateKey"), content)
+	eventID, err := send(roomID, content)
 	if err != nil {
 		return err
 	}

@@ -191,16 +191,17 @@ func (e *Engine) Messages(ctx context.Context, v Viewer, roomID id.RoomID, req M
 	version := id.RoomVersion(a.room.Version)
 	cursor, scanned, exhausted := from, 0, false
 	backfilled := false
-	for len(resp.Chunk) < limit && scanned < limit*maxScanFactor+100 {
+	var picked []*storage.Event
+	for len(picked) < limit && scanned < limit*maxScanFactor+100 {
 		if exhausted {
 			// At the local edge of a room shared with other servers: fetch older history
 			// from them once, then carry on.
-			if !req.Backwards || backfilled || req.To != "" || !e.backfill(ctx, a.room, limit-len(resp.Chunk)) {
+			if !req.Backwards || backfilled || req.To != "" || !e.backfill(ctx, a.room, limit-len(picked)) {
 				break
 			}
 			backfilled, exhausted = true, false
 		}
-		batch := limit - len(resp.Chunk) + 10
+		batch := limit - len(picked) + 10
 		evs, err := e.db.RoomEvents(ctx, a.room.NID, cursor, to, req.Backwards, batch)
 		if err != nil {
 			return nil, err
@@ -223,24 +224,26 @@ func (e *Engine) Messages(ctx context.Context, v Viewer, roomID id.RoomID, req M
 			} else if !ok {
 				continue
 			}
-			ces, err := e.format(ctx, []*storage.Event{ev}, roomID, version, v, formatOpts{})
-			if err != nil {
-				return nil, err
-			}
-			if len(ces) == 0 || (req.Filter != nil && !req.Filter(ces[0])) {
+			// The filter needs only the event itself; the unsigned extras are added once
+			// for the whole page below.
+			if ce, err := e.clientEvent(ev, roomID, version); err != nil || (req.Filter != nil && !req.Filter(ce)) {
 				continue
 			}
-			resp.Chunk = append(resp.Chunk, ces[0])
-			if len(resp.Chunk) == limit {
+			picked = append(picked, ev)
+			if len(picked) == limit {
 				exhausted = exhausted && ev == evs[len(evs)-1]
 				break
 			}
 		}
 	}
-	if !exhausted || (len(resp.Chunk) == limit && !e.atEdge(ctx, a.room.NID, cursor, to, req.Backwards)) ||
-		(req.Backwards && len(resp.Chunk) == limit && req.To == "" && e.backfillFrom(ctx, a.room) != nil) {
+	if !exhausted || (len(picked) == limit && !e.atEdge(ctx, a.room.NID, cursor, to, req.Backwards)) ||
+		(req.Backwards && len(picked) == limit && req.To == "" && e.backfillFrom(ctx, a.room) != nil) {
 		resp.End = Token(cursor)
 	}
+	if resp.Chunk, err = e.format(ctx, picked, roomID, version, v, formatOpts{}); err != nil {
+		return nil, err
+	}
+	resp.Chunk = nonNil(resp.Chunk)
 	if err := e.aggregate(ctx, v, resp.Chunk); err != nil {
 		return nil, err
 	}

@@ -262,6 +262,9 @@ func (e *Engine) buildRoom(ctx context.Context, creator id.UserID, req *CreateRe
 		if _, overridden := initial[k]; overridden {
 			continue
 		}
+		if k.Type == "m.room.guest_access" && ps.guests == "forbidden" {
+			continue // the default when absent; Synapse does not send it either
+		}
 		if err := add(k.Type, k.StateKey, presetState[k]); err != nil {
 			return nil, err
 		}

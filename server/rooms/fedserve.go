@@ -272,7 +272,11 @@ func (e *Engine) RemoteEvent(ctx context.Context, origin string, eventID id.Even
 	} else if !ok {
 		return nil, fmt.Errorf("%w: %s is not in the room", ErrForbidden, origin)
 	}
-	return e.servedPDU(ev, id.RoomVersion(room.Version))
+	sv, err := e.newServerVisibility(ctx, origin, room)
+	if err != nil {
+		return nil, err
+	}
+	return sv.serve(ctx, ev, id.RoomVersion(room.Version))
 }
 
 // servedPDU is an event as served to other servers: redacted if it was redacted.
@@ -345,7 +349,6 @@ func (e *Engine) Backfill(ctx context.Context, origin string, roomID id.RoomID, 
 		return nil, err
 	}
 	limit = min(max(limit, 1), 100)
-	version := id.RoomVersion(room.Version)
 	seen := map[id.EventID]bool{}
 	frontier := from
 	var out []*storage.Event
@@ -368,15 +371,7 @@ func (e *Engine) Backfill(ctx context.Context, origin string, roomID id.RoomID, 
 		}
 		frontier = next
 	}
-	res := make([]json.RawMessage, 0, len(out))
-	for _, ev := range out {
-		raw, err := e.servedPDU(ev, version)
-		if err != nil {
-			return nil, err
-		}
-		res = append(res, raw)
-	}
-	return res, nil
+	return e.serveFor(ctx, origin, room, out)
 }
 
 // MissingEvents answers get_missing_events: events reachable backwards from latest that are
@@ -426,10 +421,19 @@ func (e *Engine) MissingEvents(ctx context.Context, origin string, roomID id.Roo
 		frontier = next
 	}
 	slices.SortFunc(out, func(a, b *storage.Event) int { return int(a.Depth - b.Depth) })
+	return e.serveFor(ctx, origin, room, out)
+}
+
+// serveFor returns events as origin may have them, by history visibility.
+func (e *Engine) serveFor(ctx context.Context, origin string, room *storage.Room, evs []*storage.Event) ([]json.RawMessage, error) {
+	sv, err := e.newServerVisibility(ctx, origin, room)
+	if err != nil {
+		return nil, err
+	}
 	version := id.RoomVersion(room.Version)
-	res := make([]json.RawMessage, 0, len(out))
-	for _, ev := range out {
-		raw, err := e.servedPDU(ev, version)
+	res := make([]json.RawMessage, 0, len(evs))
+	for _, ev := range evs {
+		raw, err := sv.serve(ctx, ev, version)
 		if err != nil {
 			return nil, err
 		}

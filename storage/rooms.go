@@ -192,6 +192,8 @@ type NewEvent struct {
 	Extremities []string
 	// Txn records a client transaction ID for the event (idempotent /send).
 	TxnUser, TxnDevice, TxnID string
+	// TxnScope is the endpoint the transaction ID belongs to (see TxnEvent).
+	TxnScope string
 }
 
 // Persisted is what PersistEvent assigned.
@@ -287,8 +289,8 @@ func (tx *Tx) PersistEvent(ev *NewEvent) (*Persisted, error) {
 		}
 	}
 	if ev.TxnID != "" {
-		if _, err := tx.Exec(`INSERT INTO room_txn_ids (user_id, device_id, txn_id, event_id, ts) VALUES (?, ?, ?, ?, ?)`,
-			ev.TxnUser, ev.TxnDevice, ev.TxnID, ev.ID, ev.OriginTS); err != nil {
+		if _, err := tx.Exec(`INSERT INTO room_txn_ids (user_id, device_id, scope, txn_id, event_id, ts) VALUES (?, ?, ?, ?, ?, ?)`,
+			ev.TxnUser, ev.TxnDevice, ev.TxnScope, ev.TxnID, ev.ID, ev.OriginTS); err != nil {
 			return nil, err
 		}
 	}
@@ -304,11 +306,12 @@ func (tx *Tx) setCurrent(roomNID int64, key StateKey, eventNID int64, membership
 	return err
 }
 
-// TxnEvent returns the event ID a client transaction produced, or ErrNotFound.
-func (db *DB) TxnEvent(ctx context.Context, userID, deviceID, txnID string) (string, error) {
+// TxnEvent returns the event ID a client transaction produced, or ErrNotFound. A transaction
+// ID is scoped to one device and one endpoint: scope is the request path without the ID.
+func (db *DB) TxnEvent(ctx context.Context, userID, deviceID, scope, txnID string) (string, error) {
 	var eventID string
-	err := db.queryRow(ctx, `SELECT event_id FROM room_txn_ids WHERE user_id = ? AND device_id = ? AND txn_id = ?`,
-		userID, deviceID, txnID).Scan(&eventID)
+	err := db.queryRow(ctx, `SELECT event_id FROM room_txn_ids WHERE user_id = ? AND device_id = ? AND scope = ? AND txn_id = ?`,
+		userID, deviceID, scope, txnID).Scan(&eventID)
 	return eventID, notFound(err)
 }
 

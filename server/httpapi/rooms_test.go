@@ -134,6 +134,28 @@ func TestSendIsIdempotentPerTransaction(t *testing.T) {
 	if first.EventID != again.EventID {
 		t.Fatalf("same transaction gave %s then %s", first.EventID, again.EventID)
 	}
+	// The scope is one device and one endpoint path: another room or event type is a new
+	// request, as is the same ID after logging in again (a new device).
+	other := mustCreate(t, alice, &mautrix.ReqCreateRoom{})
+	inOther, err := alice.SendMessageEvent(ctx, other, event.EventMessage, map[string]any{"msgtype": "m.text", "body": "hi"}, mautrix.ReqSendEvent{TransactionID: "t1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherType, err := alice.SendMessageEvent(ctx, room, event.EventSticker, map[string]any{"body": "hi", "url": "mxc://x/y", "info": map[string]any{}}, mautrix.ReqSendEvent{TransactionID: "t1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	redacted, err := alice.RedactEvent(ctx, room, first.EventID, mautrix.ReqRedact{TxnID: "t1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[id.EventID]bool{}
+	for _, e := range []id.EventID{first.EventID, inOther.EventID, otherType.EventID, redacted.EventID} {
+		if seen[e] {
+			t.Fatalf("transaction t1 on different endpoints gave the same event %s", e)
+		}
+		seen[e] = true
+	}
 }
 
 func TestRoomRefusals(t *testing.T) {

@@ -136,9 +136,11 @@ type draft struct {
 	stateKey *string
 	content  json.RawMessage
 	redacts  id.EventID
-	// txnDevice and txnID make a client's /send idempotent.
+	// txnDevice and txnID make a client's /send idempotent; txnScope is the endpoint they
+	// belong to (storage.DB.TxnEvent).
 	txnDevice id.DeviceID
 	txnID     string
+	txnScope  string
 }
 
 // built is a signed, authorised PDU ready to persist.
@@ -263,7 +265,7 @@ func (e *Engine) persist(ctx context.Context, rs *roomState, bs []*built, before
 				ne.RelatesTo, ne.RelType = rel.Get("event_id").Str, rel.Get("rel_type").Str
 			}
 			if b.draft.txnID != "" {
-				ne.TxnUser, ne.TxnDevice, ne.TxnID = string(b.draft.sender), string(b.draft.txnDevice), b.draft.txnID
+				ne.TxnUser, ne.TxnDevice, ne.TxnID, ne.TxnScope = string(b.draft.sender), string(b.draft.txnDevice), b.draft.txnID, b.draft.txnScope
 			}
 			p, err := tx.PersistEvent(ne)
 			if err != nil {

@@ -22,19 +22,20 @@ type Sender struct {
 // Send sends a message event. A repeated txnID from the same device returns the first
 // event's ID without sending again.
 func (e *Engine) Send(ctx context.Context, from Sender, roomID id.RoomID, typ, txnID string, content json.RawMessage) (id.EventID, error) {
+	scope := "send/" + string(roomID) + "/" + typ
 	if txnID != "" {
-		if prev, err := e.db.TxnEvent(ctx, string(from.User), string(from.Device), txnID); err == nil {
+		if prev, err := e.db.TxnEvent(ctx, string(from.User), string(from.Device), scope, txnID); err == nil {
 			return id.EventID(prev), nil
 		}
 	}
 	if typ == "m.room.redaction" {
 		return "", fmt.Errorf("%w: send redactions with the /redact endpoint", ErrInvalidParam)
 	}
-	d := draft{sender: from.User, typ: typ, content: content, txnDevice: from.Device, txnID: txnID}
+	d := draft{sender: from.User, typ: typ, content: content, txnDevice: from.Device, txnID: txnID, txnScope: scope}
 	ev, err := e.sendDraft(ctx, roomID, d, e.relationCheck(ctx))
 	if err != nil && txnID != "" {
 		// A concurrent request with the same transaction ID may have won.
-		if prev, err2 := e.db.TxnEvent(ctx, string(from.User), string(from.Device), txnID); err2 == nil {
+		if prev, err2 := e.db.TxnEvent(ctx, string(from.User), string(from.Device), scope, txnID); err2 == nil {
 			return id.EventID(prev), nil
 		}
 	}
@@ -89,8 +90,9 @@ func (e *Engine) SendState(ctx context.Context, from Sender, roomID id.RoomID, t
 
 // Redact redacts an event, idempotently per transaction ID.
 func (e *Engine) Redact(ctx context.Context, from Sender, roomID id.RoomID, target id.EventID, txnID string, content json.RawMessage) (id.EventID, error) {
+	scope := "redact/" + string(roomID) + "/" + string(target)
 	if txnID != "" {
-		if prev, err := e.db.TxnEvent(ctx, string(from.User), string(from.Device), txnID); err == nil {
+		if prev, err := e.db.TxnEvent(ctx, string(from.User), string(from.Device), scope, txnID); err == nil {
 			return id.EventID(prev), nil
 		}
 	}
@@ -103,7 +105,7 @@ func (e *Engine) Redact(ctx context.Context, from Sender, roomID id.RoomID, targ
 	} else if err != nil {
 		return "", err
 	}
-	d := draft{sender: from.User, typ: "m.room.redaction", content: content, redacts: target, txnDevice: from.Device, txnID: txnID}
+	d := draft{sender: from.User, typ: "m.room.redaction", content: content, redacts: target, txnDevice: from.Device, txnID: txnID, txnScope: scope}
 	return e.sendDraft(ctx, roomID, d, func(rs *roomState, _ *draft) error {
 		if ev.RoomNID != rs.nid {
 			return fmt.Errorf("%w: no event %s in this room", ErrNotFound, target)

@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"testing"
 	"time"
@@ -111,6 +112,20 @@ func TestRoomAcrossTwoServers(t *testing.T) {
 	}
 }
 
+// memberEvent returns a user's member event as c sees it in the room's state.
+func memberEvent(t *testing.T, c *mautrix.Client, room id.RoomID, user id.UserID) *event.Event {
+	t.Helper()
+	evs, err := c.State(context.Background(), room)
+	if err != nil {
+		t.Fatalf("state: %v", err)
+	}
+	ev := evs[event.StateMember][string(user)]
+	if ev == nil {
+		t.Fatalf("no member event for %s", user)
+	}
+	return ev
+}
+
 func TestInviteAcrossServers(t *testing.T) {
 	ctx := context.Background()
 	fed := servertest.Federation(t, "hs1.test", "hs2.test")
@@ -151,8 +166,80 @@ func TestInviteAcrossServers(t *testing.T) {
 		t.Fatalf("dave declines: %v", err)
 	}
 	waitFor(t, "dave's rejection on hs1", func() bool { return membership(alice, dave.UserID) == "leave" })
+	// Carol's join on hs2 carries her invite as prev_content, is_direct included.
+	joinEv := memberEvent(t, carol, room, carol.UserID)
+	if pc := joinEv.Unsigned.PrevContent; pc == nil || pc.Raw["membership"] != "invite" || joinEv.Unsigned.PrevSender != alice.UserID {
+		t.Errorf("carol's join on hs2 lacks her invite as prev_content: %+v", joinEv.Unsigned)
+	}
+	// The inviter rescinds an invite: the invitee's server learns of it though it is not in
+	// the room. Another member cannot rescind it for them.
+	erin := hs2.Register(t, "erin", "correct horse battery")
+	frank := hs2.Register(t, "frank", "correct horse battery")
+	alice2 := hs1.Register(t, "alice2", "correct horse battery")
+	// A room hs2 has no member in.
+	resp, err = alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "private_chat", Invite: []id.UserID{alice2.UserID}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	room = resp.RoomID
+	if _, err := alice2.JoinRoomByID(ctx, room); err != nil {
+		t.Fatal(err)
+	}
+	for _, inv := range []struct {
+		by *mautrix.Client
+		to id.UserID
+	}{{alice, erin.UserID}, {alice2, frank.UserID}} {
+		if _, err := inv.by.InviteUser(ctx, room, &mautrix.ReqInviteUser{UserID: inv.to}); err != nil {
+			t.Fatalf("invite %s: %v", inv.to, err)
+		}
+	}
+	waitFor(t, "the invites on hs2", func() bool {
+		return membership(erin, erin.UserID) == "invite" && membership(frank, frank.UserID) == "invite"
+	})
+	for _, u := range []id.UserID{erin.UserID, frank.UserID} {
+		if _, err := alice.KickUser(ctx, room, &mautrix.ReqKickUser{UserID: u, Reason: "rescinded"}); err != nil {
+			t.Fatalf("kick %s: %v", u, err)
+		}
+	}
+	waitFor(t, "erin's rescinded invite on hs2", func() bool { return membership(erin, erin.UserID) == "leave" })
+	// Events to hs2 go in order: once a later invite arrived, the kick of frank had too.
+	marker, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Invite: []id.UserID{frank.UserID}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "frank's second invite", func() bool {
+		var m event.MemberEventContent
+		return frank.StateEvent(ctx, marker.RoomID, event.StateMember, string(frank.UserID), &m) == nil && m.Membership == "invite"
+	})
+	if m := membership(frank, frank.UserID); m != "invite" {
+		t.Errorf("a member who did not invite frank rescinded his invite: %s", m)
+	}
+	// An invite to a room everyone has since left can still be declined: the inviting
+	// server will not take the leave, so it is recorded on hs2 alone.
+	gina := hs2.Register(t, "gina", "correct horse battery")
+	empty, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "private_chat", Invite: []id.UserID{gina.UserID}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "gina's invite", func() bool {
+		var m event.MemberEventContent
+		return gina.StateEvent(ctx, empty.RoomID, event.StateMember, string(gina.UserID), &m) == nil && m.Membership == "invite"
+	})
+	if _, err := alice.LeaveRoom(ctx, empty.RoomID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := gina.LeaveRoom(ctx, empty.RoomID); err != nil {
+		t.Fatalf("gina declines the invite to an empty room: %v", err)
+	}
+	resp2, err := gina.FullSyncRequest(ctx, mautrix.ReqSync{FilterID: `{"room":{"include_leave":true}}`})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lr := resp2.Rooms.Leave[empty.RoomID]; lr == nil || len(lr.Timeline.Events) == 0 {
+		t.Errorf("gina's declined invite is not in the leave section: %+v", lr)
+	}
 	// Inviting a user who does not exist is refused by their server.
-	_, err = alice.InviteUser(ctx, room, &mautrix.ReqInviteUser{UserID: "@nobody:hs2.test"})
+	_, err = alice.InviteUser(ctx, marker.RoomID, &mautrix.ReqInviteUser{UserID: "@nobody:hs2.test"})
 	if code, _ := servertest.ErrCode(err); code == "" {
 		t.Fatal("inviting an unknown remote user succeeded")
 	}
@@ -281,5 +368,62 @@ func TestSearchFindsRemoteMessages(t *testing.T) {
 		map[string]any{"search_categories": map[string]any{"room_events": map[string]any{"search_term": "älven"}}}, &res)
 	if err != nil || res.SearchCategories.RoomEvents.Count != 1 {
 		t.Fatalf("bob searches for a message from hs1: %d results, %v", res.SearchCategories.RoomEvents.Count, err)
+	}
+}
+
+// Another server reads history as its users may: under "joined" visibility the messages from
+// before its first user joined reach it redacted (the graph stays whole), under "shared" whole.
+func TestHistoryVisibilityForServers(t *testing.T) {
+	ctx := context.Background()
+	fed := servertest.Federation(t, "hs1.test", "hs2.test")
+	hs1, hs2 := fed["hs1.test"], fed["hs2.test"]
+	alice := hs1.Register(t, "alice", "correct horse battery")
+	bob := hs2.Register(t, "bob", "correct horse battery")
+	for _, history := range []string{"joined", "shared"} {
+		t.Run(history, func(t *testing.T) {
+			resp, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "public_chat",
+				InitialState: []*event.Event{{Type: event.StateHistoryVisibility, Content: event.Content{Raw: map[string]any{"history_visibility": history}}}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			room := resp.RoomID
+			secret, err := alice.SendText(ctx, room, "before bob")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := bob.JoinRoom(ctx, string(room), &mautrix.ReqJoinRoom{Via: []string{"hs1.test"}}); err != nil {
+				t.Fatal(err)
+			}
+			join := memberEvent(t, alice, room, bob.UserID).ID
+			create := func() id.EventID {
+				evs, err := alice.State(ctx, room)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return evs[event.StateCreate][""].ID
+			}()
+			evs, err := hs1.Rooms.MissingEvents(ctx, "hs2.test", room, []id.EventID{create}, []id.EventID{join}, 10, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var found bool
+			for _, raw := range evs {
+				var ev struct {
+					Type    string         `json:"type"`
+					Content map[string]any `json:"content"`
+				}
+				json.Unmarshal(raw, &ev)
+				if ev.Type != "m.room.message" {
+					continue
+				}
+				found = true
+				if _, whole := ev.Content["body"]; whole != (history == "shared") {
+					t.Errorf("history %s: hs2 got the message before bob joined as %v", history, ev.Content)
+				}
+			}
+			if !found {
+				t.Fatalf("get_missing_events lacks %s: %d events", secret.EventID, len(evs))
+			}
+		})
 	}
 }

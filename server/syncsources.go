@@ -85,6 +85,35 @@ func (x syncSources) Presence(ctx context.Context, user id.UserID, since, to int
 	if err != nil {
 		return nil, err
 	}
+	if since > 0 {
+		// Users who came to share a room in the range: their presence is new to the client
+		// even when it has not changed.
+		met, err := x.s.DB.UsersMet(ctx, user, since, to)
+		if err != nil {
+			return nil, err
+		}
+		sharing := map[id.UserID]bool{}
+		for _, u := range ids {
+			sharing[u] = true
+		}
+		for _, p := range ps {
+			delete(sharing, p.UserID)
+		}
+		var fresh []id.UserID
+		for _, u := range met {
+			if sharing[u] {
+				fresh = append(fresh, u)
+				delete(sharing, u)
+			}
+		}
+		if len(fresh) > 0 {
+			more, err := x.s.UserData.PresenceSince(ctx, fresh, 0, to)
+			if err != nil {
+				return nil, err
+			}
+			ps = append(ps, more...)
+		}
+	}
 	out := make([]json.RawMessage, 0, len(ps))
 	now := x.s.UserData.Now()
 	for _, p := range ps {

@@ -86,20 +86,11 @@ func (db *DB) DeviceListChanges(ctx context.Context, viewer id.UserID, since, up
 		out[u] = true
 	}
 
-	// Users who joined one of the viewer's rooms, and the members of rooms the viewer joined.
-	joined, err := queryUsers(ctx, tx, `SELECT DISTINCT m.user_id FROM membership_log m
-		JOIN current_state me ON me.room_nid = m.room_nid AND me.type = 'm.room.member' AND me.state_key = ? AND me.membership = 'join'
-		WHERE m.stream_pos > ? AND m.stream_pos <= ? AND m.membership = 'join'`, viewer, since, upto)
+	met, err := usersMet(ctx, tx, viewer, since, upto)
 	if err != nil {
 		return nil, nil, err
 	}
-	met, err := queryUsers(ctx, tx, `SELECT DISTINCT o.state_key FROM membership_log m
-		JOIN current_state o ON o.room_nid = m.room_nid AND o.type = 'm.room.member' AND o.membership = 'join'
-		WHERE m.user_id = ? AND m.stream_pos > ? AND m.stream_pos <= ? AND m.membership = 'join'`, viewer, since, upto)
-	if err != nil {
-		return nil, nil, err
-	}
-	for _, u := range append(joined, met...) {
+	for _, u := range met {
 		if u != viewer && shares[u] {
 			out[u] = true
 		}
@@ -126,6 +117,32 @@ func (db *DB) DeviceListChanges(ctx context.Context, viewer id.UserID, since, up
 		}
 	}
 	return sortedUsers(out), sortedUsers(gone), nil
+}
+
+// UsersMet returns the users who came to share a room with viewer in (since, upto]: those
+// who joined one of viewer's rooms and the members of rooms viewer joined. Whether they
+// still share one is for the caller to judge.
+func (db *DB) UsersMet(ctx context.Context, viewer id.UserID, since, upto int64) ([]id.UserID, error) {
+	if upto <= since {
+		return nil, nil
+	}
+	return usersMet(ctx, db.read, viewer, since, upto)
+}
+
+func usersMet(ctx context.Context, q querier, viewer id.UserID, since, upto int64) ([]id.UserID, error) {
+	joined, err := queryUsers(ctx, q, `SELECT DISTINCT m.user_id FROM membership_log m
+		JOIN current_state me ON me.room_nid = m.room_nid AND me.type = 'm.room.member' AND me.state_key = ? AND me.membership = 'join'
+		WHERE m.stream_pos > ? AND m.stream_pos <= ? AND m.membership = 'join'`, viewer, since, upto)
+	if err != nil {
+		return nil, err
+	}
+	met, err := queryUsers(ctx, q, `SELECT DISTINCT o.state_key FROM membership_log m
+		JOIN current_state o ON o.room_nid = m.room_nid AND o.type = 'm.room.member' AND o.membership = 'join'
+		WHERE m.user_id = ? AND m.stream_pos > ? AND m.stream_pos <= ? AND m.membership = 'join'`, viewer, since, upto)
+	if err != nil {
+		return nil, err
+	}
+	return append(joined, met...), nil
 }
 
 func queryUsers(ctx context.Context, q querier, query string, args ...any) ([]id.UserID, error) {

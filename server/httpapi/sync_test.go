@@ -616,6 +616,44 @@ func TestSyncFilter(t *testing.T) {
 	}
 }
 
+// A timeline limit of 0 sends a room's state and no events, and says the timeline was
+// limited; a later message still comes down an incremental sync with the same filter.
+func TestSyncTimelineLimitZero(t *testing.T) {
+	ctx := context.Background()
+	s := servertest.Start(t, servertest.OpenRegistration)
+	alice := s.Register(t, "alice", "correct horse battery")
+	room := mustCreate(t, alice, &mautrix.ReqCreateRoom{Name: "zero"})
+	alice.SendText(ctx, room, "before")
+	st := newSyncStream(t, alice, `{"room":{"timeline":{"limit":0}}}`)
+	jr := st.next(0).Rooms.Join[room]
+	if jr == nil {
+		t.Fatal("the room is missing from the sync")
+	}
+	if len(jr.Timeline.Events) != 0 || !jr.Timeline.Limited {
+		t.Errorf("timeline = %d events, limited %v; want none, limited", len(jr.Timeline.Events), jr.Timeline.Limited)
+	}
+	var name bool
+	for _, ev := range jr.State.Events {
+		name = name || ev.Type == event.StateRoomName
+	}
+	if !name {
+		t.Errorf("the state lacks m.room.name: %d events", len(jr.State.Events))
+	}
+	// Incrementally, a state change comes down as state; a message alone leaves the room
+	// out, as Synapse does, since there is nothing to send for it.
+	alice.SendText(ctx, room, "after")
+	if _, err := alice.SendStateEvent(ctx, room, event.StateTopic, "", map[string]any{"topic": "t"}); err != nil {
+		t.Fatal(err)
+	}
+	jr = st.next(0).Rooms.Join[room]
+	if jr == nil || len(jr.Timeline.Events) != 0 || !jr.Timeline.Limited {
+		t.Fatalf("incremental with limit 0: %+v", jr)
+	}
+	if len(jr.State.Events) != 1 || jr.State.Events[0].Type != event.StateTopic {
+		t.Errorf("incremental state = %v, want the topic", jr.State.Events)
+	}
+}
+
 func TestSyncRefusals(t *testing.T) {
 	s := servertest.Start(t, servertest.OpenRegistration)
 	alice := s.Register(t, "alice", "correct horse battery")
@@ -637,7 +675,7 @@ func TestSyncRefusals(t *testing.T) {
 		{"full_state=yes", "M_INVALID_PARAM"},
 		{"set_presence=busy", "M_INVALID_PARAM"},
 		{"filter=" + url.QueryEscape(`{"room":`), "M_NOT_JSON"},
-		{"filter=" + url.QueryEscape(`{"room":{"timeline":{"limit":0}}}`), "M_BAD_JSON"},
+		{"filter=" + url.QueryEscape(`{"room":{"timeline":{"limit":-1}}}`), "M_BAD_JSON"},
 		{"filter=" + url.QueryEscape(`{"room":{"rooms":["nope"]}}`), "M_BAD_JSON"},
 		{"filter=" + url.QueryEscape(`{"room":{"timeline":{"types":"m.room.message"}}}`), "M_BAD_JSON"},
 		{"filter=" + url.QueryEscape(`{"event_format":"xml"}`), "M_BAD_JSON"},
@@ -740,11 +778,14 @@ func TestSyncFullStateAndForgotten(t *testing.T) {
 	if got := bodies(resp.Rooms.Join[busy].Timeline.Events); !slices.Equal(got, []string{"news"}) {
 		t.Errorf("full_state timeline = %v, want only what is new since the token", got)
 	}
-	// A left room that was forgotten no longer shows with include_leave.
+	// A left room that was forgotten no longer shows with include_leave in an initial sync;
+	// an incremental sync across the leave still shows it, so other devices learn of it.
+	withLeave := `{"room":{"include_leave":true}}`
+	other := newSyncStream(t, alice, withLeave)
+	other.next(0)
 	if _, err := alice.LeaveRoom(ctx, quiet); err != nil {
 		t.Fatal(err)
 	}
-	withLeave := `{"room":{"include_leave":true}}`
 	if newSyncStream(t, alice, withLeave).next(0).Rooms.Leave[quiet] == nil {
 		t.Fatal("the left room is missing with include_leave")
 	}
@@ -753,6 +794,12 @@ func TestSyncFullStateAndForgotten(t *testing.T) {
 	}
 	if r := newSyncStream(t, alice, withLeave).next(0); r.Rooms.Leave[quiet] != nil {
 		t.Error("a forgotten room still shows in the leave section")
+	}
+	if r := other.next(0); r.Rooms.Leave[quiet] == nil {
+		t.Error("an incremental sync across the leave lacks the forgotten room")
+	}
+	if r := other.next(0); r.Rooms.Leave[quiet] != nil {
+		t.Error("the forgotten room shows again in the next incremental sync")
 	}
 }
 
@@ -874,6 +921,39 @@ func TestSyncUseStateAfter(t *testing.T) {
 	}
 	if status, body := rawSync(t, s, alice, "use_state_after=yes"); status != 400 || body["errcode"] != "M_INVALID_PARAM" {
 		t.Errorf("use_state_after=yes: %d %v", status, body)
+	}
+}
+
+// A user who comes to share a room brings their presence into the other members'
+// incremental syncs, though it did not change in the range; it is not sent again after.
+func TestSyncPresenceOfNewlyJoinedMembers(t *testing.T) {
+	ctx := context.Background()
+	s := servertest.Start(t, servertest.OpenRegistration)
+	alice := s.Register(t, "alice", "correct horse battery")
+	bob := s.Register(t, "bob", "correct horse battery")
+	if err := bob.SetPresence(ctx, mautrix.ReqPresence{Presence: event.PresenceOnline, StatusMsg: "here"}); err != nil {
+		t.Fatal(err)
+	}
+	room := mustCreate(t, alice, &mautrix.ReqCreateRoom{Preset: "public_chat"})
+	st := newSyncStream(t, alice, "")
+	st.next(0)
+	if _, err := bob.JoinRoomByID(ctx, room); err != nil {
+		t.Fatal(err)
+	}
+	saw := func(r *mautrix.RespSync) bool {
+		for _, ev := range r.Presence.Events {
+			if ev.Sender == bob.UserID {
+				return true
+			}
+		}
+		return false
+	}
+	if r := st.next(0); !saw(r) {
+		t.Fatalf("alice's sync after bob joined lacks his presence: %+v", r.Presence.Events)
+	}
+	alice.SendText(ctx, room, "hello")
+	if r := st.next(0); saw(r) {
+		t.Error("bob's unchanged presence was sent again")
 	}
 }
 

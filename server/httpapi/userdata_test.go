@@ -244,7 +244,7 @@ func TestFilterEndpoints(t *testing.T) {
 		{"non-numeric filter", "GET", clientPath("user", a, "filter", "abc"), tok, "", 404, "M_NOT_FOUND"},
 		{"not JSON", "POST", fpath, tok, `{"room":`, 400, "M_NOT_JSON"},
 		{"not an object", "POST", fpath, tok, `[]`, 400, "M_BAD_JSON"},
-		{"limit zero", "POST", fpath, tok, `{"room":{"timeline":{"limit":0}}}`, 400, "M_BAD_JSON"},
+		{"limit negative", "POST", fpath, tok, `{"room":{"timeline":{"limit":-1}}}`, 400, "M_BAD_JSON"},
 		{"limit not a number", "POST", fpath, tok, `{"room":{"timeline":{"limit":"10"}}}`, 400, "M_BAD_JSON"},
 		{"limit fractional", "POST", fpath, tok, `{"presence":{"limit":2.5}}`, 400, "M_BAD_JSON"},
 		{"types not a list", "POST", fpath, tok, `{"account_data":{"types":"m.direct"}}`, 400, "M_BAD_JSON"},

@@ -145,6 +145,48 @@ func (e *Engine) ReceiveInvite(ctx context.Context, origin string, roomID id.Roo
 func (e *Engine) placeStubMembership(ctx context.Context, roomID id.RoomID, version id.RoomVersion, p *pdu.PDU, eventID id.EventID, stripped []json.RawMessage) error {
 	unlock := e.lock(roomID)
 	defer unlock()
+	return e.placeStubLocked(ctx, roomID, version, p, eventID, stripped)
+}
+
+// receiveOutOfBand takes a PDU for a room this server only holds an invite or a knock for:
+// the inviter withdrawing the invite (or the room refusing the knock) is sent to the target's
+// server, which cannot check it against the room's state. As Synapse does, a rescinded invite
+// is believed only from the user who sent the invite; anything else is not for us.
+func (e *Engine) receiveOutOfBand(ctx context.Context, rs *roomState, p *pdu.PDU, evID id.EventID) error {
+	if p.Type != "m.room.member" || p.StateKey == nil {
+		return ErrNotInRoom
+	}
+	target := id.UserID(*p.StateKey)
+	if target.Homeserver() != e.opt.ServerName {
+		return ErrNotInRoom
+	}
+	switch gjson.GetBytes(p.Content, "membership").Str {
+	case "leave", "ban":
+	default:
+		return ErrNotInRoom
+	}
+	had, ok := rs.state[storage.StateKey{Type: "m.room.member", StateKey: string(target)}]
+	if !ok {
+		return ErrNotInRoom
+	}
+	switch rs.membership(target) {
+	case "invite":
+		inv, err := e.db.EventByNID(ctx, had.nid)
+		if err != nil {
+			return err
+		}
+		if id.UserID(inv.Sender) != p.Sender {
+			return fmt.Errorf("%w: only %s, who sent the invite, can withdraw it", ErrForbidden, inv.Sender)
+		}
+	case "knock":
+	default:
+		return ErrNotInRoom
+	}
+	return e.placeStubLocked(ctx, rs.id, rs.version, p, evID, nil)
+}
+
+// placeStubLocked is placeStubMembership for a caller that holds the room's lock.
+func (e *Engine) placeStubLocked(ctx context.Context, roomID id.RoomID, version id.RoomVersion, p *pdu.PDU, eventID id.EventID, stripped []json.RawMessage) error {
 	if err := e.ensureRoomRow(ctx, roomID, version); err != nil {
 		return err
 	}

@@ -115,6 +115,9 @@ func (e *Engine) ReceivePDU(ctx context.Context, origin string, raw json.RawMess
 	if p.RoomID != roomID {
 		return evID, fmt.Errorf("%w: room_id does not match", ErrBadPDU)
 	}
+	if _, ok := rs.state[storage.StateKey{Type: "m.room.create"}]; !ok {
+		return evID, e.receiveOutOfBand(ctx, rs, p, evID)
+	}
 	return evID, e.receiveLocked(ctx, origin, rs, p, evID, 0)
 }
 
@@ -564,8 +567,14 @@ func (e *Engine) persistRemote(ctx context.Context, rs *roomState, p *pdu.PDU, e
 		// from the current snapshot.
 		snap := rs.snapshot
 		curNIDs := storage.StateMap{}
-		for k, se := range rs.state {
-			curNIDs[k] = se.nid
+		if _, joined := rs.state[storage.StateKey{Type: "m.room.create"}]; joined {
+			for k, se := range rs.state {
+				curNIDs[k] = se.nid
+			}
+		} else {
+			// Only out-of-band memberships (an invite, a knock) are current: no snapshot
+			// holds them, so the state before is built from the empty one.
+			snap = 0
 		}
 		if !maps.Equal(curNIDs, beforeNIDs) {
 			diff := storage.StateMap{}
@@ -580,7 +589,7 @@ func (e *Engine) persistRemote(ctx context.Context, rs *roomState, p *pdu.PDU, e
 				}
 			}
 			var err error
-			if snap, err = tx.NewSnapshot(rs.nid, rs.snapshot, diff); err != nil {
+			if snap, err = tx.NewSnapshot(rs.nid, snap, diff); err != nil {
 				return err
 			}
 		}

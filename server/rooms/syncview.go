@@ -30,7 +30,8 @@ type SyncRequest struct {
 	// membership event at Upto (their latest join up to there): events after it are visible
 	// without reading the state before each. 0: not joined at Upto.
 	JoinedAt int64
-	// Limit caps the timeline; less than 1 means 1.
+	// Limit caps the timeline; 0 sends no events, though Limited still says whether the
+	// room had any the user could see.
 	Limit int
 	// FullState sends the whole state at the start of the timeline even when Since is set.
 	FullState bool
@@ -139,7 +140,7 @@ type window struct {
 // bounded number of events, so a filter that matches nothing cannot make it read a room's
 // whole history; stopping early counts as limited.
 func (e *Engine) syncWindow(ctx context.Context, vis *visibility, req *SyncRequest) (*window, error) {
-	limit := max(req.Limit, 1)
+	limit := max(req.Limit, 0)
 	roomID, version := id.RoomID(req.Room.ID), id.RoomVersion(req.Room.Version)
 	w := &window{}
 	var picked []*storage.Event // newest first
@@ -510,4 +511,22 @@ func (e *Engine) RoomSummary(ctx context.Context, roomNID int64, user id.UserID)
 		s.Heroes[i] = id.UserID(h)
 	}
 	return s, nil
+}
+
+// OutOfBandMembership returns the membership event a sync shows for a room this server is
+// not in (an invite declined or withdrawn, a knock refused): it is not part of any timeline
+// here, so it is sent as the room's whole timeline. It returns nil for any other event.
+func (e *Engine) OutOfBandMembership(ctx context.Context, v Viewer, room *storage.Room, memberEventNID int64) (*ClientEvent, error) {
+	ev, err := e.db.EventByNID(ctx, memberEventNID)
+	if err != nil {
+		return nil, err
+	}
+	if ev.StreamPos != 0 || ev.Type != "m.room.member" {
+		return nil, nil
+	}
+	ces, err := e.format(ctx, []*storage.Event{ev}, id.RoomID(room.ID), id.RoomVersion(room.Version), v, formatOpts{noRoomID: true})
+	if err != nil || len(ces) == 0 {
+		return nil, err
+	}
+	return ces[0], nil
 }

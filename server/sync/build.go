@@ -258,12 +258,10 @@ func (e *Engine) incrementalPlans(ctx context.Context, req *Request, f *Filter, 
 				plans = append(plans, plan{m: m, upto: m.StreamPos})
 			}
 		case "leave", "ban":
-			if len(es) == 0 {
-				continue
-			}
-			if forgotten, err := e.db.Forgotten(ctx, user, m.RoomNID); err != nil {
-				return nil, err
-			} else if !forgotten {
+			// A leave in the range shows even when the room was forgotten since: the user's
+			// other devices must learn that they left (Synapse does the same, though the spec
+			// says forgotten rooms never show).
+			if len(es) > 0 {
 				plans = append(plans, plan{m: m, since: start, upto: m.StreamPos})
 			}
 		}
@@ -333,6 +331,16 @@ func (e *Engine) room(ctx context.Context, req *Request, f *Filter, p plan, ex *
 	}
 	accountData := Events{Events: f.Room.AccountData.filterRoomRaw(roomID, ex.accountData)}
 	if !joined {
+		if len(timeline.Events) == 0 && len(out.State) == 0 {
+			// A room this server is not in: the leave is all there is to show.
+			oob, err := e.rooms.OutOfBandMembership(ctx, v, room, p.m.EventNID)
+			if err != nil {
+				return nil, fmt.Errorf("room %s: %w", roomID, err)
+			}
+			if oob != nil {
+				timeline.Events = []*rooms.ClientEvent{oob}
+			}
+		}
 		return &LeftRoom{State: state, StateAfter: stateAfter, Timeline: timeline, AccountData: accountData}, nil
 	}
 	ephemeral := Events{Events: f.Room.Ephemeral.filterRoomRaw(roomID, ex.ephemeral)}

@@ -91,8 +91,10 @@ func (f *Filter) validate() error {
 	}
 	for _, ef := range []*EventFilter{&f.Presence, &f.AccountData, &f.Room.Ephemeral.EventFilter,
 		&f.Room.State.EventFilter, &f.Room.Timeline.EventFilter, &f.Room.AccountData.EventFilter} {
-		if ef.Limit != nil && *ef.Limit < 1 {
-			return fmt.Errorf("%w: limit must be an integer greater than 0", ErrBadFilter)
+		// The spec asks for a limit above 0; 0 is accepted as Synapse does, for clients that
+		// want a room's state without its timeline.
+		if ef.Limit != nil && *ef.Limit < 0 {
+			return fmt.Errorf("%w: limit must not be negative", ErrBadFilter)
 		}
 		for _, u := range append(append([]id.UserID{}, ef.Senders...), ef.NotSenders...) {
 			if !strings.HasPrefix(string(u), "@") {

@@ -80,7 +80,7 @@ func TestParseFilter(t *testing.T) {
 		{`{"room":`, ErrNotJSON},
 		{`[]`, ErrBadFilter},
 		{`"x"`, ErrBadFilter},
-		{`{"room":{"timeline":{"limit":0}}}`, ErrBadFilter},
+		{`{"room":{"timeline":{"limit":-1}}}`, ErrBadFilter},
 		{`{"room":{"timeline":{"limit":1.5}}}`, ErrBadFilter},
 		{`{"room":{"timeline":{"types":"m.room.message"}}}`, ErrBadFilter},
 		{`{"room":{"not_rooms":["a"]}}`, ErrBadFilter},

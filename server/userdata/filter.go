@@ -146,8 +146,10 @@ func (f *Filter) Validate() error {
 }
 
 func (f *EventFilter) validate(field string) error {
-	if f.Limit != nil && *f.Limit < 1 {
-		return fmt.Errorf("%w: %s.limit must be an integer greater than 0", ErrBadJSON, field)
+	// The spec asks for a limit above 0; 0 is accepted as Synapse does, for clients that
+	// want a room's state without its timeline.
+	if f.Limit != nil && *f.Limit < 0 {
+		return fmt.Errorf("%w: %s.limit must not be negative", ErrBadJSON, field)
 	}
 	for _, list := range [][]id.UserID{f.Senders, f.NotSenders} {
 		for _, u := range list {

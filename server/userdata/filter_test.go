@@ -125,7 +125,8 @@ func TestParseFilter(t *testing.T) {
 		{"a string", `"{}"`, false},
 		{"bad event_format", `{"event_format":"xml"}`, false},
 		{"event_format not a string", `{"event_format":1}`, false},
-		{"limit zero", `{"room":{"timeline":{"limit":0}}}`, false},
+		{"limit zero", `{"room":{"timeline":{"limit":0}}}`, true},
+		{"limit negative", `{"room":{"timeline":{"limit":-1}}}`, false},
 		{"limit negative", `{"presence":{"limit":-1}}`, false},
 		{"limit fractional", `{"room":{"timeline":{"limit":1.5}}}`, false},
 		{"limit a string", `{"room":{"timeline":{"limit":"10"}}}`, false},
@@ -166,7 +167,7 @@ func TestParseFilter(t *testing.T) {
 	if _, err := userdata.ParseRoomEventFilter([]byte(`{"types":["m.room.message"],"contains_url":true,"limit":5}`)); err != nil {
 		t.Errorf("ParseRoomEventFilter: %v", err)
 	}
-	if _, err := userdata.ParseRoomEventFilter([]byte(`{"limit":0}`)); !errors.Is(err, userdata.ErrBadJSON) {
-		t.Errorf("ParseRoomEventFilter limit 0: %v, want ErrBadJSON", err)
+	if _, err := userdata.ParseRoomEventFilter([]byte(`{"limit":-1}`)); !errors.Is(err, userdata.ErrBadJSON) {
+		t.Errorf("ParseRoomEventFilter limit -1: %v, want ErrBadJSON", err)
 	}
 }

@@ -309,7 +309,7 @@ func TestFilters(t *testing.T) {
 	if _, err := s.FilterJSON(ctx, bob, id1); !errors.Is(err, userdata.ErrNotFound) {
 		t.Errorf("bob reads alice's filter: %v, want ErrNotFound", err)
 	}
-	if _, err := s.CreateFilter(ctx, alice, json.RawMessage(`{"room":{"timeline":{"limit":0}}}`)); !errors.Is(err, userdata.ErrBadJSON) {
+	if _, err := s.CreateFilter(ctx, alice, json.RawMessage(`{"room":{"timeline":{"limit":-1}}}`)); !errors.Is(err, userdata.ErrBadJSON) {
 		t.Errorf("invalid filter: %v, want ErrBadJSON", err)
 	}
 	big := json.RawMessage(`{"event_fields":["` + strings.Repeat("x", userdata.MaxContentBytes) + `"]}`)

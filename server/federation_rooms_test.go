@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"testing"
 	"time"
 
@@ -425,5 +426,61 @@ func TestHistoryVisibilityForServers(t *testing.T) {
 				t.Fatalf("get_missing_events lacks %s: %d events", secret.EventID, len(evs))
 			}
 		})
+	}
+}
+
+// Jumping to a date before this server joined asks the room's other servers, backfills down
+// to the answer, and lets the client page on from it.
+func TestTimestampToEventAcrossServers(t *testing.T) {
+	ctx := context.Background()
+	fed := servertest.Federation(t, "hs1.test", "hs2.test")
+	hs1, hs2 := fed["hs1.test"], fed["hs2.test"]
+	alice := hs1.Register(t, "alice", "correct horse battery")
+	bob := hs2.Register(t, "bob", "correct horse battery")
+	resp, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "public_chat"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	room := resp.RoomID
+	a, _ := alice.SendText(ctx, room, "A")
+	time.Sleep(5 * time.Millisecond) // distinct timestamps for A and B
+	b, _ := alice.SendText(ctx, room, "B")
+	time.Sleep(5 * time.Millisecond)
+	afterB := time.Now()
+	time.Sleep(5 * time.Millisecond)
+	if _, err := bob.JoinRoom(ctx, string(room), &mautrix.ReqJoinRoom{Via: []string{"hs1.test"}}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := bob.TimestampToEvent(ctx, room, afterB, mautrix.DirectionBackward)
+	if err != nil {
+		t.Fatalf("bob jumps to before his join: %v", err)
+	}
+	if got.EventID != b.EventID {
+		t.Fatalf("timestamp_to_event backwards from after B = %s, want B %s", got.EventID, b.EventID)
+	}
+	// /context with limit 0: "start" is the position just before B.
+	status, body, _ := hs2.Do(t, "GET", "/_matrix/client/v3/rooms/"+url.PathEscape(string(room))+"/context/"+url.PathEscape(string(b.EventID))+"?limit=0", bob.AccessToken, nil)
+	var c struct{ Start string }
+	if err := json.Unmarshal(body, &c); status != 200 || err != nil {
+		t.Fatalf("context of B on hs2: %d %s", status, body)
+	}
+	page, err := bob.Messages(ctx, room, c.Start, "", mautrix.DirectionBackward, nil, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sawA bool
+	for _, ev := range page.Chunk {
+		sawA = sawA || ev.ID == a.EventID
+	}
+	if !sawA {
+		t.Errorf("paging back from B on hs2 does not reach A: %d events", len(page.Chunk))
+	}
+	// Forwards from before the room existed finds its first event, on hs1's word.
+	first, err := bob.TimestampToEvent(ctx, room, afterB.Add(-time.Hour), mautrix.DirectionForward)
+	if err != nil || first.EventID == "" {
+		t.Fatalf("forwards from an hour before: %v %v", first, err)
+	}
+	if fresh, err := alice.TimestampToEvent(ctx, room, afterB.Add(-time.Hour), mautrix.DirectionForward); err != nil || fresh.EventID != first.EventID {
+		t.Errorf("hs2 found %s, hs1 %v (%v)", first.EventID, fresh, err)
 	}
 }

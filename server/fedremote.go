@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strings"
 
 	"maunium.net/go/mautrix/id"
 
@@ -131,6 +132,24 @@ func (f fedRemote) Backfill(ctx context.Context, server string, roomID id.RoomID
 	}
 	err := f.c.Do(ctx, server, "GET", "/_matrix/federation/v1/backfill/"+url.PathEscape(string(roomID))+"?"+q.Encode(), nil, &resp)
 	return resp.PDUs, remoteErr(err)
+}
+
+// TimestampToEvent asks server for the event nearest ts (GET /timestamp_to_event).
+func (f fedRemote) TimestampToEvent(ctx context.Context, server string, roomID id.RoomID, ts int64, backwards bool) (*rooms.TimestampEvent, error) {
+	dir := "f"
+	if backwards {
+		dir = "b"
+	}
+	q := url.Values{"ts": {fmt.Sprint(ts)}, "dir": {dir}}
+	var resp rooms.TimestampEvent
+	err := f.c.Do(ctx, server, "GET", "/_matrix/federation/v1/timestamp_to_event/"+url.PathEscape(string(roomID))+"?"+q.Encode(), nil, &resp)
+	if err != nil {
+		return nil, remoteErr(err)
+	}
+	if !strings.HasPrefix(string(resp.EventID), "$") {
+		return nil, fmt.Errorf("%w: %s answered timestamp_to_event without an event ID", rooms.ErrRemote, server)
+	}
+	return &resp, nil
 }
 
 // PublicRooms asks server for its published room directory: GET /publicRooms, or POST when

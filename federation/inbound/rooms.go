@@ -58,6 +58,7 @@ func (h *Rooms) Routes(mux *http.ServeMux, authenticate func(http.Handler) http.
 	route("GET "+v1+"/state_ids/{roomID}", h.state(true))
 	route("GET "+v1+"/event_auth/{roomID}/{eventID}", h.eventAuth)
 	route("GET "+v1+"/backfill/{roomID}", h.backfill)
+	route("GET "+v1+"/timestamp_to_event/{roomID}", h.timestampToEvent)
 	route("POST "+v1+"/get_missing_events/{roomID}", h.missingEvents)
 	route("GET "+v1+"/query/directory", h.queryDirectory)
 	route("GET "+v1+"/publicRooms", h.publicRoomsGet)
@@ -241,6 +242,30 @@ func (h *Rooms) backfill(w http.ResponseWriter, r *http.Request, origin string) 
 		return err
 	}
 	return respond(w, map[string]any{"origin": h.Engine.ServerName(), "origin_server_ts": nowMillis(), "pdus": pdus})
+}
+
+// timestampToEvent answers GET /timestamp_to_event: the event nearest ts in direction dir.
+func (h *Rooms) timestampToEvent(w http.ResponseWriter, r *http.Request, origin string) error {
+	q := r.URL.Query()
+	ts, err := strconv.ParseInt(q.Get("ts"), 10, 64)
+	if err != nil || ts < 0 {
+		writeError(w, 400, "M_INVALID_PARAM", "ts must be a timestamp in milliseconds")
+		return nil
+	}
+	var backwards bool
+	switch q.Get("dir") {
+	case "b":
+		backwards = true
+	case "f":
+	default:
+		writeError(w, 400, "M_INVALID_PARAM", "dir must be f or b")
+		return nil
+	}
+	ev, err := h.Engine.RemoteTimestampToEvent(r.Context(), origin, id.RoomID(r.PathValue("roomID")), ts, backwards)
+	if err != nil {
+		return err
+	}
+	return respond(w, ev)
 }
 
 func (h *Rooms) missingEvents(w http.ResponseWriter, r *http.Request, origin string) error {

@@ -93,7 +93,15 @@ func (e *Engine) placeBackfill(ctx context.Context, origin string, rs *roomState
 	var items []item
 	for _, raw := range raws {
 		p, evID, err := e.parseRemote(ctx, rs.version, raw)
-		if err != nil || p.RoomID != rs.id {
+		if err != nil {
+			continue
+		}
+		roomID := p.RoomID
+		if p.Type == "m.room.create" && rs.version.RoomIDIsCreateEventID() {
+			// A v12 create event names no room: the room's ID is its own hash.
+			roomID, _ = p.GetRoomID()
+		}
+		if roomID != rs.id {
 			continue
 		}
 		items = append(items, item{p, evID})
@@ -142,7 +150,9 @@ func (e *Engine) placeBackfill(ctx context.Context, origin string, rs *roomState
 			}
 		}
 		var before StateMap
-		if len(states) == len(it.p.PrevEvents) && len(states) > 0 {
+		if len(it.p.PrevEvents) == 0 {
+			before = StateMap{} // the create event: nothing comes before it
+		} else if len(states) == len(it.p.PrevEvents) {
 			before, err = e.resolveStates(ctx, rs, states)
 		} else {
 			before, err = e.stateFromRemote(ctx, origin, rs, it.p, it.id)

@@ -25,6 +25,7 @@ import (
 
 	"fyr/federation/inbound"
 	"fyr/federation/keys"
+	"fyr/federation/mediafetch"
 	"fyr/federation/outbound"
 	"fyr/federation/transport"
 	"fyr/server/accounts"
@@ -96,6 +97,9 @@ type Server struct {
 	// no admin; empty once an admin exists.
 	AdminToken string
 
+	// MediaFetcher downloads other servers' media for Media.
+	MediaFetcher *mediafetch.Fetcher
+
 	mu sync.Mutex // guards cfg on Reload
 }
 
@@ -153,6 +157,8 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (s *Server, 
 	if err != nil {
 		return nil, err
 	}
+	s.MediaFetcher = mediafetch.New(s.FedClient, cfg.Federation.AllowPrivate)
+	s.Media.SetRemote(s.MediaFetcher)
 	turnOpts := voip.Options{Certificate: s.fedCerts.GetCertificate, Log: log,
 		UserActive: func(u id.UserID) bool { return s.Accounts.Active(context.Background(), u) }}
 	if s.VoIP, err = voip.Start(cfg, filepath.Join(cfg.DataDir, TURNSecretFile), turnOpts); err != nil {
@@ -468,6 +474,7 @@ func (s *Server) federationMux() *http.ServeMux {
 		return err == nil
 	}}).Routes(mux, s.verifier.Authenticate)
 	(&inbound.Keys{Engine: s.E2EE, Log: s.log}).Routes(mux, s.verifier.Authenticate)
+	(&inbound.Media{Repo: s.Media, ServerName: s.cfg.ServerName, Log: s.log}).Routes(mux, s.verifier.Authenticate)
 	mux.Handle("GET /_matrix/federation/v1/openid/userinfo", &inbound.OpenIDUserInfo{Lookup: s.openIDUser})
 	mux.Handle("GET /_matrix/federation/v1/query/profile", s.verifier.Authenticate(&inbound.ProfileQuery{
 		ServerName: s.cfg.ServerName, Profiles: s.localProfile}))

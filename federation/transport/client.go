@@ -193,58 +193,16 @@ func (c *Client) GetJSON(ctx context.Context, destination, path string, into any
 }
 
 func (c *Client) do(ctx context.Context, destination, method, path string, body, into any, sign bool) error {
-	if !strings.HasPrefix(path, "/") {
-		return fmt.Errorf("%s %s%s: %w: path must start with /", method, destination, path, ErrUnsendable)
-	}
-	var content json.RawMessage
-	if body != nil {
-		var err error
-		if content, err = json.Marshal(body); err != nil {
-			return fmt.Errorf("%s %s%s: %w: encode body: %v", method, destination, path, ErrUnsendable, err)
-		}
-	} else if method == http.MethodPut || method == http.MethodPost {
-		content = json.RawMessage("{}")
-	}
 	if _, ok := ctx.Deadline(); !ok && c.RequestTimeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, c.RequestTimeout)
 		defer cancel()
 	}
-	res, err := c.Resolver.Resolve(ctx, destination)
+	resp, d, err := c.send(ctx, destination, method, path, body, sign)
 	if err != nil {
-		return fmt.Errorf("%s %s%s: %w", method, destination, path, err)
-	}
-	var reqBody io.Reader
-	if content != nil {
-		reqBody = bytes.NewReader(content)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, "https://"+res.HostHeader+path, reqBody)
-	if err != nil {
-		return fmt.Errorf("%s %s%s: %w", method, destination, path, err)
-	}
-	if sign {
-		// The signed URI is exactly what net/http puts on the request line.
-		auth, err := SignRequest(c.key, c.keyID, c.origin, destination, method, req.URL.RequestURI(), content)
-		if err != nil {
-			return fmt.Errorf("%s %s%s: %w: sign: %v", method, destination, path, ErrUnsendable, err)
-		}
-		req.Header.Set("Authorization", auth.String())
-	}
-	if content != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	req.Header.Set("User-Agent", c.UserAgent)
-
-	d, done := c.acquire(destination)
-	resp, err := d.http.Do(req)
-	done(err == nil || errors.Is(ctx.Err(), context.Canceled)) // the caller giving up says nothing about the link
-	if err != nil {
-		return fmt.Errorf("%s %s%s: %w", method, destination, path, err)
+		return err
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return responseError(destination, method, path, resp)
-	}
 	if resp.ContentLength > c.MaxResponseBytes {
 		return fmt.Errorf("%s %s%s: %w: %d bytes, limit %d", method, destination, path, ErrResponseTooLarge, resp.ContentLength, c.MaxResponseBytes)
 	}
@@ -262,6 +220,107 @@ func (c *Client) do(ctx context.Context, destination, method, path string, body,
 		}
 	}
 	return nil
+}
+
+// send makes one request and returns the 2xx response whose body the caller reads and
+// closes; any other status is a *ResponseError.
+func (c *Client) send(ctx context.Context, destination, method, path string, body any, sign bool) (*http.Response, *destination, error) {
+	if !strings.HasPrefix(path, "/") {
+		return nil, nil, fmt.Errorf("%s %s%s: %w: path must start with /", method, destination, path, ErrUnsendable)
+	}
+	var content json.RawMessage
+	if body != nil {
+		var err error
+		if content, err = json.Marshal(body); err != nil {
+			return nil, nil, fmt.Errorf("%s %s%s: %w: encode body: %v", method, destination, path, ErrUnsendable, err)
+		}
+	} else if method == http.MethodPut || method == http.MethodPost {
+		content = json.RawMessage("{}")
+	}
+	res, err := c.Resolver.Resolve(ctx, destination)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s %s%s: %w", method, destination, path, err)
+	}
+	var reqBody io.Reader
+	if content != nil {
+		reqBody = bytes.NewReader(content)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, "https://"+res.HostHeader+path, reqBody)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s %s%s: %w", method, destination, path, err)
+	}
+	if sign {
+		// The signed URI is exactly what net/http puts on the request line.
+		auth, err := SignRequest(c.key, c.keyID, c.origin, destination, method, req.URL.RequestURI(), content)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s %s%s: %w: sign: %v", method, destination, path, ErrUnsendable, err)
+		}
+		req.Header.Set("Authorization", auth.String())
+	}
+	if content != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("User-Agent", c.UserAgent)
+
+	d, done := c.acquire(destination)
+	resp, err := d.http.Do(req)
+	done(err == nil || errors.Is(ctx.Err(), context.Canceled)) // the caller giving up says nothing about the link
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s %s%s: %w", method, destination, path, err)
+	}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		defer resp.Body.Close()
+		return nil, nil, responseError(destination, method, path, resp)
+	}
+	return resp, d, nil
+}
+
+// Stream sends a GET signed with X-Matrix to destination's federation API and returns the
+// 2xx response for the caller to read as it arrives, such as media content (which may be far
+// larger than MaxResponseBytes). The caller must close the body; nothing bounds its size, so
+// the caller limits what it reads. RequestTimeout, if ctx has no deadline, bounds only the
+// wait for the response headers: the body takes as long as ctx allows.
+//
+// Errors are as for Do.
+func (c *Client) Stream(ctx context.Context, destination, path string) (*http.Response, error) {
+	if c.key == nil {
+		return nil, ErrNoSigningKey
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	if _, ok := ctx.Deadline(); !ok && c.RequestTimeout > 0 {
+		t := time.AfterFunc(c.RequestTimeout, cancel)
+		defer t.Stop()
+	}
+	resp, d, err := c.send(ctx, destination, http.MethodGet, path, nil, true)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	resp.Body = &streamBody{ReadCloser: resp.Body, ctx: ctx, cancel: cancel, d: d}
+	return resp, nil
+}
+
+// streamBody is a streamed response body: closing it ends the request's context, and a read
+// that fails while nobody cancelled marks the connection as failing, as Do does.
+type streamBody struct {
+	io.ReadCloser
+	ctx    context.Context
+	cancel context.CancelFunc
+	d      *destination
+}
+
+func (b *streamBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err != nil && err != io.EOF && b.ctx.Err() == nil {
+		b.d.setFailing()
+	}
+	return n, err
+}
+
+func (b *streamBody) Close() error {
+	err := b.ReadCloser.Close()
+	b.cancel()
+	return err
 }
 
 // responseError reads a non-2xx answer.

@@ -332,3 +332,62 @@ func TestClientPeerAliveAfterFailure(t *testing.T) {
 		t.Errorf("second PeerAlive = true, want false: Reconnect cleared the failure")
 	}
 }
+
+// TestClientStream: a streamed GET is signed, its body may exceed MaxResponseBytes and take
+// longer than RequestTimeout once the headers are in, and a non-2xx answer is a ResponseError.
+func TestClientStream(t *testing.T) {
+	ca := newCA(t, "ecdsa-sec1", time.Hour)
+	b := startPeer(t, ca, "b.test", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !strings.HasPrefix(r.Header.Get("Authorization"), "X-Matrix ") {
+			w.WriteHeader(401)
+			return
+		}
+		switch r.URL.Path {
+		case "/_matrix/federation/v1/big":
+			w.Header().Set("Content-Type", "application/octet-stream")
+			io.WriteString(w, strings.Repeat("x", 4096))
+		case "/_matrix/federation/v1/slow-body":
+			io.WriteString(w, "first ")
+			w.(http.Flusher).Flush()
+			time.Sleep(300 * time.Millisecond)
+			io.WriteString(w, "second")
+		case "/_matrix/federation/v1/slow-headers":
+			time.Sleep(300 * time.Millisecond)
+		default:
+			w.WriteHeader(404)
+			io.WriteString(w, `{"errcode":"M_UNRECOGNIZED","error":"no"}`)
+		}
+	}), true)
+	c := newTestClient(t, ca.pool(), map[string]string{"b.test": b.addr()})
+	c.MaxResponseBytes = 1024
+	c.RequestTimeout = 100 * time.Millisecond
+	ctx := context.Background()
+	read := func(path string) (string, error) {
+		resp, err := c.Stream(ctx, "b.test", path)
+		if err != nil {
+			return "", err
+		}
+		defer resp.Body.Close()
+		got, err := io.ReadAll(resp.Body)
+		return string(got), err
+	}
+
+	if got, err := read("/_matrix/federation/v1/big"); err != nil || len(got) != 4096 {
+		t.Errorf("Stream big = %d bytes, %v; want 4096 bytes beyond MaxResponseBytes", len(got), err)
+	}
+	if got, err := read("/_matrix/federation/v1/slow-body"); err != nil || got != "first second" {
+		t.Errorf("Stream slow body = %q, %v; want the whole body: RequestTimeout bounds only the headers", got, err)
+	}
+	if _, err := read("/_matrix/federation/v1/slow-headers"); !errors.Is(err, context.Canceled) {
+		t.Errorf("Stream slow headers: error = %v, want the request cancelled after RequestTimeout", err)
+	}
+	_, err := read("/_matrix/federation/v1/missing")
+	var re *transport.ResponseError
+	if !errors.As(err, &re) || re.StatusCode != 404 || re.ErrCode != "M_UNRECOGNIZED" {
+		t.Errorf("Stream missing: error = %v, want 404 M_UNRECOGNIZED", err)
+	}
+	unsigned := transport.NewClient("a.test", "", nil, c.Resolver)
+	if _, err := unsigned.Stream(ctx, "b.test", "/_matrix/federation/v1/big"); !errors.Is(err, transport.ErrNoSigningKey) {
+		t.Errorf("Stream without a key: error = %v, want ErrNoSigningKey", err)
+	}
+}

@@ -95,6 +95,7 @@ var engineErrors = []struct {
 	{media.ErrPreviewFetch, 502, "M_UNKNOWN"},
 	{media.ErrRemoteTooLarge, 502, "M_TOO_LARGE"},
 	{media.ErrRemoteFailed, 502, "M_UNKNOWN"},
+	{media.ErrRemoteTimeout, 504, "M_UNKNOWN"},
 
 	{rooms.ErrNotFound, 404, "M_NOT_FOUND"},
 	{rooms.ErrForbidden, 403, "M_FORBIDDEN"},

@@ -1,10 +1,8 @@
 package httpapi
 
 import (
-	"mime"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"fyr/server/media"
@@ -167,44 +165,29 @@ func (a *API) previewURL(w http.ResponseWriter, r *http.Request) error {
 }
 
 // legacy wraps a download or thumbnail handler for the deprecated unauthenticated paths:
-// frozen (404) unless the operator turned them on, as the spec recommends since v1.12.
+// frozen (404) unless the operator turned them on, as the spec recommends since v1.12, and
+// local media only when allow_remote=false.
 func (a *API) legacy(h handlerFunc) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
-		if !a.cfg.Load().Media.Legacy {
+		cfg := a.cfg.Load()
+		if !cfg.Media.Legacy {
 			return errNotFound("unauthenticated media downloads are disabled; use /_matrix/client/v1/media")
+		}
+		// Another server falling back to these paths sets allow_remote=false so that no
+		// request travels on from here (the spec requires it of them; this keeps it true).
+		if r.URL.Query().Get("allow_remote") == "false" && r.PathValue("serverName") != cfg.ServerName {
+			return errNotFound("remote media is not served to this request (allow_remote=false)")
 		}
 		return h(w, r)
 	}
-}
-
-// inlineTypes may be shown in the browser; anything else is served as an attachment. This is
-// the spec's list of types that cannot carry script.
-var inlineTypes = map[string]bool{
-	"text/css": true, "text/plain": true, "text/csv": true, "application/json": true, "application/ld+json": true,
-	"image/jpeg": true, "image/gif": true, "image/png": true, "image/apng": true, "image/webp": true, "image/avif": true,
-	"video/mp4": true, "video/webm": true, "video/ogg": true, "video/quicktime": true,
-	"audio/mp4": true, "audio/webm": true, "audio/aac": true, "audio/mpeg": true, "audio/ogg": true,
-	"audio/wave": true, "audio/wav": true, "audio/x-wav": true, "audio/x-pn-wav": true, "audio/flac": true, "audio/x-flac": true,
 }
 
 // serveContent writes stored content with the headers the spec recommends; http.ServeContent
 // handles Range and conditional requests.
 func serveContent(w http.ResponseWriter, r *http.Request, c *media.Content, name string) {
 	h := w.Header()
-	ct := c.Meta.ContentType
-	h.Set("Content-Type", ct)
-	base, _, _ := mime.ParseMediaType(ct)
-	disposition := "attachment"
-	if inlineTypes[strings.ToLower(base)] {
-		disposition = "inline"
-	}
-	if name != "" {
-		disposition = mime.FormatMediaType(disposition, map[string]string{"filename": name})
-		if disposition == "" { // a name mime cannot encode
-			disposition = "attachment"
-		}
-	}
-	h.Set("Content-Disposition", disposition)
+	h.Set("Content-Type", c.Meta.ContentType)
+	h.Set("Content-Disposition", media.Disposition(c.Meta.ContentType, name))
 	h.Set("Content-Security-Policy", "sandbox; default-src 'none'; script-src 'none'; plugin-types application/pdf; style-src 'unsafe-inline'; object-src 'self';")
 	h.Set("Cross-Origin-Resource-Policy", "cross-origin")
 	h.Set("X-Content-Type-Options", "nosniff")

@@ -101,7 +101,7 @@ func TestMediaUploadDownload(t *testing.T) {
 	for _, path := range []string{
 		"/_matrix/client/v1/media/download/localhost/nosuchmedia",
 		"/_matrix/client/v1/media/download/localhost/bad.id",
-		"/_matrix/client/v1/media/download/elsewhere.example/abc",
+		"/_matrix/client/v1/media/download/not_a_server.example/abc", // not a server name: nobody to ask
 	} {
 		if status, _, _ := srv.Do(t, "GET", path, alice.AccessToken, nil); status != 404 {
 			t.Errorf("GET %s = %d, want 404", path, status)

@@ -21,7 +21,7 @@ func (s *Service) lookup(ctx context.Context, origin, mediaID string, wait time.
 		return nil, ErrNotFound
 	}
 	if origin != s.serverName {
-		return s.fetchRemote(ctx, origin, mediaID)
+		return s.fetchRemote(ctx, origin, mediaID, min(wait, MaxWait))
 	}
 	wait = min(wait, MaxWait)
 	deadline := time.NewTimer(wait)

@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"fyr/storage"
@@ -91,6 +92,10 @@ type Service struct {
 
 	thumbSem  chan struct{} // bounds concurrent thumbnail generation
 	thumbBusy sync.Map      // thumbnail key -> chan struct{}, one generation per key
+	// remoteBusy maps origin/mediaID to the *remoteFlight downloading it; remoteWaiting
+	// counts the requests waiting for one.
+	remoteBusy    sync.Map
+	remoteWaiting atomic.Int32
 }
 
 // New opens the content repository in dir (created if missing). Leftover temporary files of

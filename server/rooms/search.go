@@ -184,7 +184,10 @@ func (e *Engine) Search(ctx context.Context, v Viewer, req SearchRequest) (*Sear
 	if err != nil {
 		return nil, err
 	}
-	if more {
+	// A full page carries next_batch even when nothing follows it, as Synapse's does:
+	// clients and Complement page until a response without one, and an empty last page is
+	// allowed.
+	if more || (len(hits) == plan.limit && last != nil) {
 		next := *plan.batch
 		next.Rank, next.NID = last.Rank, last.NID
 		resp.NextBatch = next.String()

@@ -34,6 +34,7 @@ import (
 	"fyr/server/httpapi"
 	e2ee "fyr/server/keys"
 	"fyr/server/media"
+	"fyr/server/push"
 	"fyr/server/reports"
 	"fyr/server/rooms"
 	syncapi "fyr/server/sync"
@@ -73,6 +74,7 @@ type Server struct {
 	UserData   *userdata.Service
 	E2EE       *e2ee.Engine
 	Sync       *syncapi.Engine
+	Push       *push.Service
 	api        *httpapi.API
 	SigningKey *keys.SigningKey
 	Keys       *keys.Ring        // this server's keys and the cache of remote servers' keys
@@ -182,13 +184,17 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (s *Server, 
 	s.E2EE = e2ee.New(s.DB, e2ee.Options{ServerName: cfg.ServerName, Log: log})
 	s.E2EE.SetRemote(fedKeys{s.FedClient})
 	s.E2EE.SetOutbox(outbox{s.Outbound})
+	s.Push = push.New(s.DB, s.Rooms, push.Options{Log: log, Gateway: push.GatewayOptions{AllowPrivate: cfg.Push.AllowPrivate},
+		Ignored: s.UserData.IgnoredUsers})
+	s.Rooms.SetEventHook(s.Push)
 	s.Sync = syncapi.New(s.DB, s.Rooms, s.syncOptions(cfg, log))
+	s.Push.Notify = func(u id.UserID) { s.Sync.Notifier().Notify(u) }
 	s.Rooms.SetListener(s.Sync.Notifier())
 	s.UserData.Notify = func(u id.UserID, _ int64) { s.Sync.Notifier().Notify(u) }
 	s.E2EE.SetListener(e2eeWaker{s.Sync.Notifier()})
 	s.api = httpapi.New(httpapi.Engines{Accounts: s.Accounts, Media: s.Media, VoIP: s.VoIP, Rooms: s.Rooms,
 		UserData: s.UserData, Ephemeral: s.Ephemeral, Reports: s.Reports, Directory: s.Directory, E2EE: s.E2EE,
-		Sync: s.Sync}, cfg, log)
+		Sync: s.Sync, Push: s.Push}, cfg, log)
 	// The client listener serves the federation paths too, as Synapse's does, so that one
 	// reverse-proxy upstream can carry both; they are signed requests or public keys.
 	s.fedHandler = httpapi.Routed(s.federationMux())
@@ -364,6 +370,7 @@ func (s *Server) Reload(next *config.Config) {
 	s.Media.SetLimits(mediaLimits(next))
 	s.VoIP.Reload(next)
 	s.UserData.SetPresenceEnabled(next.Presence.Enabled)
+	s.Push.SetAllowPrivate(next.Push.AllowPrivate)
 	s.Keys.SetNotaries(keys.ParseNotaries(next.Federation.TrustedKeyServers))
 	if err := s.fedCerts.Reload(fedCertFiles(next)); err != nil {
 		s.log.Error("federation TLS certificate not reloaded; keeping the old one", "err", err)
@@ -418,6 +425,8 @@ func (s *Server) Run(ctx context.Context) error {
 	go func() { defer wg.Done(); s.Ephemeral.Run(bg) }()
 	wg.Add(1)
 	go func() { defer wg.Done(); s.ephemeralEDUs.run(bg) }()
+	wg.Add(1)
+	go func() { defer wg.Done(); s.Push.Run(bg) }()
 	wg.Add(1)
 	go func() {
 		defer wg.Done()

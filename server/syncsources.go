@@ -29,6 +29,8 @@ func (s *Server) syncOptions(cfg *config.Config, log *slog.Logger) syncapi.Optio
 		ToDevice:    src,
 		DeviceLists: src,
 		Keys:        src,
+		// Notifications counts unread notifications from push rules (server/push).
+		Notifications: src,
 		Ignored: func(ctx context.Context, user id.UserID) map[id.UserID]bool {
 			m, err := s.UserData.IgnoredUsers(ctx, user)
 			if err != nil {
@@ -136,6 +138,9 @@ func (x syncSources) AccountData(ctx context.Context, user id.UserID, since, to 
 	for _, a := range global {
 		g = append(g, ev(a))
 	}
+	if g, err = x.s.Push.AccountData(ctx, user, since == 0, g); err != nil {
+		return nil, nil, err
+	}
 	r := map[id.RoomID][]json.RawMessage{}
 	for room, as := range rooms {
 		for _, a := range as {
@@ -210,6 +215,25 @@ func (x syncSources) KeyCounts(ctx context.Context, user id.UserID, device id.De
 	}
 	fallback, err := x.s.E2EE.UnusedFallbackKeyTypes(ctx, user, device)
 	return counts, fallback, err
+}
+
+func (x syncSources) UnreadCounts(ctx context.Context, user id.UserID, rooms []id.RoomID) (map[id.RoomID]syncapi.RoomCounts, error) {
+	got, err := x.s.Push.UnreadCounts(ctx, user, rooms)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[id.RoomID]syncapi.RoomCounts, len(got))
+	for room, c := range got {
+		rc := syncapi.RoomCounts{Main: syncapi.UnreadCounts{NotificationCount: c.Main.Notifications, HighlightCount: c.Main.Highlights}}
+		for root, t := range c.Threads {
+			if rc.Threads == nil {
+				rc.Threads = map[id.EventID]syncapi.UnreadCounts{}
+			}
+			rc.Threads[root] = syncapi.UnreadCounts{NotificationCount: t.Notifications, HighlightCount: t.Highlights}
+		}
+		out[room] = rc
+	}
+	return out, nil
 }
 
 // onTyping wakes the syncs of a room's members when its typing users change.

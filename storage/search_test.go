@@ -249,7 +249,9 @@ func TestSearchMigrationIndexesOldEvents(t *testing.T) {
 		t.Fatal(err)
 	}
 	if _, err := raw.Exec(`DROP TABLE event_search; DROP TABLE event_search_content;
-		DROP TABLE e2ee_device_list_stream; DROP TABLE e2ee_inbound_to_device; PRAGMA user_version = 11`); err != nil {
+		DROP TABLE e2ee_device_list_stream; DROP TABLE e2ee_inbound_to_device;
+		DROP TABLE push_rules; DROP TABLE push_notifications; DROP TABLE push_read; DROP TABLE pushers;
+		PRAGMA user_version = 11`); err != nil {
 		t.Fatal(err)
 	}
 	raw.Close()

@@ -68,6 +68,7 @@ type Config struct {
 	Media      Media      `yaml:"media"`
 	TURN       TURN       `yaml:"turn"`
 	Presence   Presence   `yaml:"presence"`
+	Push       Push       `yaml:"push"`
 }
 
 // Log configures log/slog output on standard error.
@@ -171,6 +172,11 @@ type Presence struct {
 	// Enabled off makes PUT /presence accept and drop updates and GET answer "offline" for
 	// everyone, as Synapse does with presence disabled.
 	Enabled bool `yaml:"enabled" flag:"presence-enabled" help:"track and share users' online status (off: updates from clients are accepted and dropped, and everyone appears offline)" reload:"yes"`
+}
+
+// Push configures push notifications: delivery to the push gateways pushers name.
+type Push struct {
+	AllowPrivate bool `yaml:"allow_private_gateways" flag:"push-allow-private-gateways" help:"let pushers send to push gateways on loopback and private networks (a gateway on the LAN, test beds); off, only public addresses are reached" reload:"yes"`
 }
 
 // Default returns the built-in configuration: a server named localhost on loopback.

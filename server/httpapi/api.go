@@ -17,6 +17,7 @@ import (
 	"fyr/server/ephemeral"
 	e2ee "fyr/server/keys"
 	"fyr/server/media"
+	"fyr/server/push"
 	"fyr/server/reports"
 	"fyr/server/rooms"
 	"fyr/server/sync"
@@ -41,6 +42,8 @@ type Engines struct {
 	E2EE      *e2ee.Engine
 	// Sync serves /sync; nil: no /sync.
 	Sync *sync.Engine
+	// Push serves push rules, pushers and notifications; nil: those routes are absent.
+	Push *push.Service
 }
 
 // API serves the client-server API. Create it with New and serve Handler().
@@ -52,6 +55,7 @@ type API struct {
 	userdata *userdata.Service
 	e2ee     *e2ee.Engine
 	sync     *sync.Engine
+	push     *push.Service
 	cfg      atomic.Pointer[config.Config]
 	log      *slog.Logger
 	mux      *http.ServeMux
@@ -70,6 +74,7 @@ func New(e Engines, cfg *config.Config, log *slog.Logger) *API {
 		ephemeral: e.Ephemeral, reports: e.Reports, directory: e.Directory, log: log, mux: http.NewServeMux(), limits: newLimiter()}
 	a.cfg.Store(cfg)
 	a.userdata = e.UserData
+	a.push = e.Push
 	a.routes()
 	return a
 }

@@ -224,7 +224,8 @@ func (a *API) sendToDevice(w http.ResponseWriter, r *http.Request) error {
 
 // devicesGone wraps the handlers that can delete devices (logout, device deletion, password
 // change, deactivation): afterwards the E2EE engine drops the gone devices' keys and inboxes
-// and announces the device-list change to the users who share rooms with the caller.
+// and announces the device-list change to the users who share rooms with the caller, and the
+// gone devices' pushers are deleted.
 func (a *API) devicesGone(h handlerFunc) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		if err := h(w, r); err != nil {
@@ -233,6 +234,11 @@ func (a *API) devicesGone(h handlerFunc) handlerFunc {
 		if a.e2ee != nil {
 			if err := a.e2ee.DevicesDeleted(r.Context(), caller(r).UserID); err != nil {
 				a.log.Error("forgetting deleted devices' keys", "user", caller(r).UserID, "err", err)
+			}
+		}
+		if a.push != nil {
+			if err := a.push.DevicesDeleted(r.Context(), caller(r).UserID); err != nil {
+				a.log.Error("deleting deleted devices' pushers", "user", caller(r).UserID, "err", err)
 			}
 		}
 		return nil

@@ -12,6 +12,7 @@ import (
 	"fyr/server/ephemeral"
 	e2ee "fyr/server/keys"
 	"fyr/server/media"
+	"fyr/server/push"
 	"fyr/server/reports"
 	"fyr/server/rooms"
 	"fyr/server/sync"
@@ -135,6 +136,11 @@ var engineErrors = []struct {
 	{sync.ErrInvalidParam, 400, "M_INVALID_PARAM"},
 	{sync.ErrNotJSON, 400, "M_NOT_JSON"},
 	{sync.ErrBadFilter, 400, "M_BAD_JSON"},
+	{push.ErrNotFound, 404, "M_NOT_FOUND"},
+	{push.ErrInvalidParam, 400, "M_INVALID_PARAM"},
+	{push.ErrBadJSON, 400, "M_BAD_JSON"},
+	{push.ErrMissingParam, 400, "M_MISSING_PARAM"},
+	{push.ErrRelativeNotFound, 400, "M_UNKNOWN"},
 }
 
 // asAPIError turns any error into the Error the client sees. Unknown errors become

@@ -169,10 +169,15 @@ func TestSyncInitial(t *testing.T) {
 		}
 	}
 	// Sections with nothing in them are left out.
-	for _, k := range []string{"account_data", "to_device", "device_lists"} {
+	for _, k := range []string{"to_device", "device_lists"} {
 		if _, ok := raw[k]; ok {
 			t.Errorf("%s is present though empty", k)
 		}
+	}
+	// Account data always has the push rules, as clients expect them in an initial sync.
+	if ad, _ := raw["account_data"].(map[string]any); ad == nil || len(ad["events"].([]any)) != 1 ||
+		ad["events"].([]any)[0].(map[string]any)["type"] != "m.push_rules" {
+		t.Errorf("account_data = %v, want only m.push_rules", raw["account_data"])
 	}
 	jraw := raw["rooms"].(map[string]any)["join"].(map[string]any)[string(room)].(map[string]any)
 	if un, ok := jraw["unread_notifications"].(map[string]any); !ok || un["notification_count"] != 0.0 || un["highlight_count"] != 0.0 {

@@ -242,6 +242,10 @@ func (e *Engine) persist(ctx context.Context, rs *roomState, bs []*built, before
 	outbox := e.outbox
 	e.mu.RUnlock()
 	out := make([]*storage.Event, len(bs))
+	hooks := make([]hookWrite, len(bs))
+	for i, b := range bs {
+		hooks[i] = e.prepareHook(ctx, rs, b.id, b.pdu)
+	}
 	var dests []string
 	err := e.db.Write(ctx, func(tx *storage.Tx) error {
 		dests = dests[:0]
@@ -274,6 +278,9 @@ func (e *Engine) persist(ctx context.Context, rs *roomState, bs []*built, before
 			out[i] = &storage.Event{NID: p.NID, ID: ne.ID, RoomNID: rs.nid, Type: ne.Type, StateKey: ne.StateKey,
 				Sender: ne.Sender, Depth: ne.Depth, OriginTS: ne.OriginTS, StreamPos: p.StreamPos,
 				StateBefore: p.StateBefore, JSON: ne.JSON, RelatesTo: ne.RelatesTo, RelType: ne.RelType}
+			if err := hooks[i].write(tx, out[i]); err != nil {
+				return err
+			}
 			if outbox != nil {
 				d := e.destinations(rs, b)
 				if len(d) > 0 {
@@ -310,6 +317,9 @@ func (e *Engine) persist(ctx context.Context, rs *roomState, bs []*built, before
 		for _, ev := range out {
 			l.RoomEvent(ev, rs.id)
 		}
+	}
+	for i, ev := range out {
+		hooks[i].committed(ev)
 	}
 	return out, nil
 }

@@ -203,6 +203,8 @@ func (e *Engine) placeStubLocked(ctx context.Context, roomID id.RoomID, version 
 	if stripped != nil {
 		strippedJSON, _ = json.Marshal(stripped)
 	}
+	hook := e.prepareHook(ctx, rs, eventID, p)
+	var stored *storage.Event
 	err = e.db.Write(ctx, func(tx *storage.Tx) error {
 		per, err := tx.InsertEvent(&storage.InboundEvent{NewEvent: *ne, Outlier: true})
 		if errors.Is(err, storage.ErrExists) {
@@ -219,8 +221,14 @@ func (e *Engine) placeStubLocked(ctx context.Context, roomID id.RoomID, version 
 				return err
 			}
 		}
-		return tx.SetCurrentState(rs.nid, rs.snapshot, map[storage.StateKey]storage.CurrentChange{
-			{Type: "m.room.member", StateKey: user}: {EventNID: per.NID, Membership: ne.Membership}}, pos)
+		if err := tx.SetCurrentState(rs.nid, rs.snapshot, map[storage.StateKey]storage.CurrentChange{
+			{Type: "m.room.member", StateKey: user}: {EventNID: per.NID, Membership: ne.Membership}}, pos); err != nil {
+			return err
+		}
+		// The outlier has no stream position of its own; the membership change's stands in.
+		stored = &storage.Event{NID: per.NID, ID: ne.ID, RoomNID: rs.nid, Type: ne.Type, StateKey: ne.StateKey,
+			Sender: ne.Sender, Depth: ne.Depth, OriginTS: ne.OriginTS, StreamPos: pos, JSON: ne.JSON}
+		return hook.write(tx, stored)
 	})
 	e.cache.drop(roomID)
 	if err != nil {
@@ -233,6 +241,9 @@ func (e *Engine) placeStubLocked(ctx context.Context, roomID id.RoomID, version 
 		if ev, err := e.db.EventByID(ctx, string(eventID)); err == nil {
 			l.RoomEvent(ev, roomID)
 		}
+	}
+	if stored != nil {
+		hook.committed(stored)
 	}
 	return nil
 }

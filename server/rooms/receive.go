@@ -561,6 +561,10 @@ func (e *Engine) persistRemote(ctx context.Context, rs *roomState, p *pdu.PDU, e
 	for k, x := range before {
 		beforeNIDs[k] = nidOf(x)
 	}
+	var hook hookWrite
+	if !soft {
+		hook = e.prepareHook(ctx, rs, evID, p)
+	}
 	var stored *storage.Event
 	err = e.db.Write(ctx, func(tx *storage.Tx) error {
 		// A snapshot for the state before: the current one when it matches, else a delta
@@ -643,7 +647,10 @@ func (e *Engine) persistRemote(ctx context.Context, rs *roomState, p *pdu.PDU, e
 		for i, x := range ext {
 			strs[i] = string(x)
 		}
-		return tx.SetExtremities(rs.nid, strs, p.Depth)
+		if err := tx.SetExtremities(rs.nid, strs, p.Depth); err != nil {
+			return err
+		}
+		return hook.write(tx, stored)
 	})
 	// The cached state is rebuilt from storage on next use: simplest after a remote event.
 	e.cache.drop(rs.id)
@@ -661,6 +668,7 @@ func (e *Engine) persistRemote(ctx context.Context, rs *roomState, p *pdu.PDU, e
 		if l != nil {
 			l.RoomEvent(stored, rs.id)
 		}
+		hook.committed(stored)
 	}
 	// Reload the room state for the caller's next event under the same lock.
 	if fresh, err := e.loadRoom(ctx, rs.id); err == nil {

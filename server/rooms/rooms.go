@@ -101,6 +101,7 @@ type Engine struct {
 	mu       sync.RWMutex
 	listener Listener
 	outbox   Outbox
+	hook     EventHook
 	remote   Remote
 	resolve  Resolver
 }

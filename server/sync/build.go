@@ -114,7 +114,13 @@ func (e *Engine) build(ctx context.Context, req *Request, f *Filter, since *Toke
 		for roomID, c := range counts {
 			if jr := resp.Rooms.Join[roomID]; jr != nil {
 				jr.UnreadNotifications = c.Main
-				if f.Room.Timeline.UnreadThreadNotifications && len(c.Threads) > 0 {
+				if !f.Room.Timeline.UnreadThreadNotifications {
+					// Without per-thread counts, the room's counts include its threads.
+					for _, t := range c.Threads {
+						jr.UnreadNotifications.NotificationCount += t.NotificationCount
+						jr.UnreadNotifications.HighlightCount += t.HighlightCount
+					}
+				} else if len(c.Threads) > 0 {
 					jr.UnreadThreadNotifications = c.Threads
 				}
 			}

@@ -45,7 +45,7 @@ type JoinedRoom struct {
 	Timeline    Timeline    `json:"timeline"`
 	Ephemeral   Events      `json:"ephemeral"`
 	AccountData Events      `json:"account_data"`
-	// UnreadNotifications count zero until a notification source (push rules) is wired in.
+	// UnreadNotifications are the room's unread notification counts (Options.Notifications).
 	UnreadNotifications       UnreadCounts                `json:"unread_notifications"`
 	UnreadThreadNotifications map[id.EventID]UnreadCounts `json:"unread_thread_notifications,omitempty"`
 }

@@ -93,7 +93,8 @@ type NotificationSource interface {
 // RoomCounts are a room's unread notification counts, overall and per thread.
 type RoomCounts struct {
 	Main UnreadCounts
-	// Threads are keyed by thread root; sent only when the filter asks for
-	// unread_thread_notifications (then Main counts the main timeline only).
+	// Threads are keyed by thread root; Main counts the main timeline only. Threads are
+	// sent when the filter asks for unread_thread_notifications; otherwise they are added
+	// into the room's counts.
 	Threads map[id.EventID]UnreadCounts
 }

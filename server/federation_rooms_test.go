@@ -49,7 +49,7 @@ func TestRoomAcrossTwoServers(t *testing.T) {
 	hs1, hs2 := fed["hs1.test"], fed["hs2.test"]
 	alice := hs1.Register(t, "alice", "correct horse battery")
 	bob := hs2.Register(t, "bob", "correct horse battery")
-	for _, v := range []id.RoomVersion{"10", "12"} {
+	for _, v := range []id.RoomVersion{"1", "2", "10", "12"} {
 		t.Run("v"+string(v), func(t *testing.T) {
 			resp, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "public_chat", RoomVersion: v,
 				RoomAliasName: "field" + string(v), Name: "Field team"})
@@ -270,7 +270,7 @@ func TestPresenceAcrossServers(t *testing.T) {
 
 // TestConcurrentChangesConverge sends messages and state changes from three servers at once,
 // so each receives events that fork from its own, and checks that all three end with every
-// message and the same state.
+// message and the same state, in room versions with each state resolution algorithm.
 func TestConcurrentChangesConverge(t *testing.T) {
 	ctx := context.Background()
 	fed := servertest.Federation(t, "hs1.test", "hs2.test", "hs3.test")
@@ -278,69 +278,74 @@ func TestConcurrentChangesConverge(t *testing.T) {
 	for _, n := range []string{"hs1.test", "hs2.test", "hs3.test"} {
 		clients = append(clients, fed[n].Register(t, "u", "correct horse battery"))
 	}
-	resp, err := clients[0].CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "public_chat",
-		RoomVersion:        "11",
-		PowerLevelOverride: &event.PowerLevelsEventContent{StateDefaultPtr: new(0), Users: map[id.UserID]int{clients[0].UserID: 100}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	room := resp.RoomID
-	for _, c := range clients[1:] {
-		if _, err := c.JoinRoom(ctx, string(room), &mautrix.ReqJoinRoom{Via: []string{"hs1.test"}}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, c := range clients {
-		waitFor(t, "three members on "+c.UserID.Homeserver(), func() bool {
-			m, err := c.JoinedMembers(ctx, room)
-			return err == nil && len(m.Joined) == 3
-		})
-	}
-	const each = 15
-	done := make(chan error, len(clients))
-	for i, c := range clients {
-		go func() {
-			for j := range each {
-				if _, err := c.SendText(ctx, room, fmt.Sprintf("%d-%d", i, j)); err != nil {
-					done <- err
-					return
-				}
-				if j%5 == 0 {
-					if _, err := c.SendStateEvent(ctx, room, event.StateTopic, "", map[string]any{"topic": fmt.Sprintf("topic %d-%d", i, j)}); err != nil {
-						done <- err
-						return
-					}
+	// Room version 1 resolves forks with the original algorithm, 2 to 11 with v2.
+	for _, v := range []id.RoomVersion{"11", "1", "2"} {
+		t.Run("v"+string(v), func(t *testing.T) {
+			resp, err := clients[0].CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "public_chat",
+				RoomVersion:        v,
+				PowerLevelOverride: &event.PowerLevelsEventContent{StateDefaultPtr: new(0), Users: map[id.UserID]int{clients[0].UserID: 100}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			room := resp.RoomID
+			for _, c := range clients[1:] {
+				if _, err := c.JoinRoom(ctx, string(room), &mautrix.ReqJoinRoom{Via: []string{"hs1.test"}}); err != nil {
+					t.Fatal(err)
 				}
 			}
-			done <- nil
-		}()
-	}
-	for range clients {
-		if err := <-done; err != nil {
-			t.Fatal(err)
-		}
-	}
-	// A final message from each server merges the forks it knows about.
-	for _, c := range clients {
-		waitFor(t, "all messages everywhere", func() bool { return len(bodies(t, c, room)) >= len(clients)*each })
-	}
-	clients[0].SendText(ctx, room, "merge")
-	for _, c := range clients {
-		waitFor(t, "the merge message everywhere", func() bool {
-			b := bodies(t, c, room)
-			return len(b) > 0 && b[len(b)-1] == "merge"
+			for _, c := range clients {
+				waitFor(t, "three members on "+c.UserID.Homeserver(), func() bool {
+					m, err := c.JoinedMembers(ctx, room)
+					return err == nil && len(m.Joined) == 3
+				})
+			}
+			const each = 15
+			done := make(chan error, len(clients))
+			for i, c := range clients {
+				go func() {
+					for j := range each {
+						if _, err := c.SendText(ctx, room, fmt.Sprintf("%d-%d", i, j)); err != nil {
+							done <- err
+							return
+						}
+						if j%5 == 0 {
+							if _, err := c.SendStateEvent(ctx, room, event.StateTopic, "", map[string]any{"topic": fmt.Sprintf("topic %d-%d", i, j)}); err != nil {
+								done <- err
+								return
+							}
+						}
+					}
+					done <- nil
+				}()
+			}
+			for range clients {
+				if err := <-done; err != nil {
+					t.Fatal(err)
+				}
+			}
+			// A final message from each server merges the forks it knows about.
+			for _, c := range clients {
+				waitFor(t, "all messages everywhere", func() bool { return len(bodies(t, c, room)) >= len(clients)*each })
+			}
+			clients[0].SendText(ctx, room, "merge")
+			for _, c := range clients {
+				waitFor(t, "the merge message everywhere", func() bool {
+					b := bodies(t, c, room)
+					return len(b) > 0 && b[len(b)-1] == "merge"
+				})
+			}
+			topic := func(c *mautrix.Client) string {
+				var tc event.TopicEventContent
+				if err := c.StateEvent(ctx, room, event.StateTopic, "", &tc); err != nil {
+					return "error: " + err.Error()
+				}
+				return tc.Topic
+			}
+			want := topic(clients[0])
+			for _, c := range clients[1:] {
+				waitFor(t, "the same topic everywhere", func() bool { return topic(c) == want })
+			}
 		})
-	}
-	topic := func(c *mautrix.Client) string {
-		var tc event.TopicEventContent
-		if err := c.StateEvent(ctx, room, event.StateTopic, "", &tc); err != nil {
-			return "error: " + err.Error()
-		}
-		return tc.Topic
-	}
-	want := topic(clients[0])
-	for _, c := range clients[1:] {
-		waitFor(t, "the same topic everywhere", func() bool { return topic(c) == want })
 	}
 }
 

@@ -72,7 +72,7 @@ func (s *v2res) iterate(partial *partialState, events []int32) error {
 				authEvents = append(authEvents, use)
 			}
 		}
-		err := eventauthAuthorize(g.version, ev, authEvents, s.getEvents, getKey)
+		err := s.r.authorize(g.version, ev, authEvents, s.getEvents, getKey)
 		if s.loadErr != nil {
 			return s.loadErr
 		}
@@ -104,15 +104,19 @@ func (s *v2res) getEvents(ids []id.EventID) ([]*pdu.PDU, error) {
 	return out, nil
 }
 
-// eventauthAuthorize runs the room version's auth rules on ev against authEvents, the events
-// picked for its auth event selection. A panic inside the rules, which only malformed events
-// from other servers could cause, counts as a refusal rather than taking the server down.
-func eventauthAuthorize(version id.RoomVersion, ev *pdu.PDU, authEvents []*pdu.PDU, getEvents eventauth.GetEventsFunc, getKey pdu.GetKeyFunc) (err error) {
+// authorize runs the room version's auth rules (Resolver.Authorize, else eventauth) on ev
+// against authEvents, the events picked for its auth event selection. A panic inside the
+// rules, which only malformed events from other servers could cause, counts as a refusal
+// rather than taking the server down.
+func (r *Resolver) authorize(version id.RoomVersion, ev *pdu.PDU, authEvents []*pdu.PDU, getEvents eventauth.GetEventsFunc, getKey pdu.GetKeyFunc) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("auth rules panicked: %v", p)
 		}
 	}()
+	if r.Authorize != nil {
+		return r.Authorize(version, ev, authEvents, getEvents, getKey)
+	}
 	return eventauth.Authorize(version, ev, authEvents, getEvents, getKey)
 }
 

@@ -44,6 +44,7 @@ import (
 	"errors"
 	"fmt"
 
+	"maunium.net/go/mautrix/federation/eventauth"
 	"maunium.net/go/mautrix/federation/pdu"
 	"maunium.net/go/mautrix/id"
 )
@@ -101,6 +102,10 @@ type Resolver struct {
 	// resolving such a join in conflict needs it; when nil, that resolution fails with
 	// ErrNoGetKey.
 	GetKey pdu.GetKeyFunc
+	// Authorize runs the auth rules on one event, as eventauth.Authorize does; nil means
+	// eventauth.Authorize. A host that adds rules eventauth leaves out (m.room.aliases in
+	// room versions 1 to 5) sets it so that resolution judges events as receipt does.
+	Authorize func(version id.RoomVersion, ev *pdu.PDU, authEvents []*pdu.PDU, getEvents eventauth.GetEventsFunc, getKey pdu.GetKeyFunc) error
 }
 
 // Resolve resolves states with a Resolver that loads events from ev.

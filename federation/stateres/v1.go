@@ -230,7 +230,7 @@ func (v *v1res) allowed(ev *pdu.PDU, auth map[StateKey]*pdu.PDU) (bool, error) {
 		getKey = noKeys
 	}
 	noEvents := func([]id.EventID) ([]*pdu.PDU, error) { return nil, nil }
-	err := eventauthAuthorize(v.g.version, ev, list, noEvents, getKey)
+	err := v.r.authorize(v.g.version, ev, list, noEvents, getKey)
 	if isNoKeys(err) {
 		return false, ErrNoGetKey
 	}

@@ -1,9 +1,16 @@
 package stateres_test
 
 import (
+	"context"
+	"errors"
 	"testing"
 
+	"github.com/tidwall/gjson"
+	"maunium.net/go/mautrix/federation/eventauth"
+	"maunium.net/go/mautrix/federation/pdu"
 	"maunium.net/go/mautrix/id"
+
+	"fyr/federation/stateres"
 )
 
 // Room version 1 resolves conflicting power levels in order of depth: the shallowest goes in,
@@ -54,6 +61,40 @@ func TestV1NormalEvents(t *testing.T) {
 			f.send("T2", c.sender, "m.room.topic", sk(""), topic("two"))
 			if got := r.resolve(l.state, f.state); got[keyTopic] != r.ev(c.want) {
 				t.Errorf("got %s; want %s", r.describe(got), c.want)
+			}
+		})
+	}
+}
+
+// Resolver.Authorize replaces eventauth in every algorithm: a host's own rule decides which
+// conflicting event wins (here, refusing the deeper topic that eventauth would allow).
+func TestResolverAuthorizeHook(t *testing.T) {
+	for _, v := range []id.RoomVersion{id.RoomV1, id.RoomV2, id.RoomV12} {
+		t.Run("v"+string(v), func(t *testing.T) {
+			r := newRoom(t, v)
+			l := r.start(nil, zara)
+			f := l.fork()
+			l.send("T1", alice, "m.room.topic", sk(""), topic("one"))
+			f.send("M1", zara, "m.room.message", nil, map[string]any{"body": "a"})
+			f.send("T2", alice, "m.room.topic", sk(""), topic("two"))
+			refuseTwo := func(version id.RoomVersion, ev *pdu.PDU, authEvents []*pdu.PDU, getEvents eventauth.GetEventsFunc, getKey pdu.GetKeyFunc) error {
+				if gjson.GetBytes(ev.Content, "topic").Str == "two" {
+					return errors.New("refused by the host")
+				}
+				return eventauth.Authorize(version, ev, authEvents, getEvents, getKey)
+			}
+			for _, c := range []struct {
+				auth func(id.RoomVersion, *pdu.PDU, []*pdu.PDU, eventauth.GetEventsFunc, pdu.GetKeyFunc) error
+				want string
+			}{{nil, "T2"}, {refuseTwo, "T1"}} {
+				res := stateres.Resolver{Events: r.events, Authorize: c.auth}
+				got, err := res.Resolve(context.Background(), v, r.id, []stateres.StateMap{l.state, f.state})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got[keyTopic] != r.ev(c.want) {
+					t.Errorf("hook set %v: got %s; want %s", c.auth != nil, r.describe(got), c.want)
+				}
 			}
 		})
 	}

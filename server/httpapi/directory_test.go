@@ -722,7 +722,7 @@ func TestRoomUpgrade(t *testing.T) {
 	carol := s.Register(t, "carol", "correct horse battery")
 	dave := s.Register(t, "dave", "correct horse battery")
 	erin := s.Register(t, "erin", "correct horse battery")
-	for _, c := range []struct{ from, to id.RoomVersion }{{"10", "12"}, {"11", "12"}, {"10", "11"}} {
+	for _, c := range []struct{ from, to id.RoomVersion }{{"10", "12"}, {"11", "12"}, {"10", "11"}, {"1", "12"}, {"12", "2"}} {
 		t.Run("v"+string(c.from)+"-v"+string(c.to), func(t *testing.T) {
 			local := "up" + string(c.from) + string(c.to)
 			alias := "#" + local + ":" + server
@@ -744,13 +744,13 @@ func TestRoomUpgrade(t *testing.T) {
 				t.Fatal(err)
 			}
 
-			// Refusals: no power, a version this server cannot create, no version at all.
+			// Refusals: no power, a version this server does not know, no version at all.
 			_, err := upgradeRoom(bob, old, map[string]any{"new_version": c.to})
 			wantErr(t, "upgrade without power", err, "M_FORBIDDEN", 403)
 			_, err = upgradeRoom(carol, old, map[string]any{"new_version": c.to})
 			wantErr(t, "upgrade by a banned user", err, "M_FORBIDDEN", 403)
-			_, err = upgradeRoom(alice, old, map[string]any{"new_version": "9"})
-			wantErr(t, "upgrade to v9", err, "M_UNSUPPORTED_ROOM_VERSION", 400)
+			_, err = upgradeRoom(alice, old, map[string]any{"new_version": "13"})
+			wantErr(t, "upgrade to v13", err, "M_UNSUPPORTED_ROOM_VERSION", 400)
 			_, err = upgradeRoom(alice, old, map[string]any{})
 			wantErr(t, "upgrade without a version", err, "M_MISSING_PARAM", 400)
 

@@ -23,12 +23,11 @@ func (a *API) versions(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// roomVersions are the versions this server can join and read (3 to 12; versions 1 and 2,
-// with their different event format, are not supported yet). It creates rooms of 10, 11
-// and 12 and defaults to 12.
+// roomVersions are the versions this server creates, joins and reads: 1 to 12, all stable
+// as the spec and Synapse list them. New rooms default to 12.
 var roomVersions = map[string]string{
-	"3": "stable", "4": "stable", "5": "stable", "6": "stable", "7": "stable", "8": "stable",
-	"9": "stable", "10": "stable", "11": "stable", "12": "stable",
+	"1": "stable", "2": "stable", "3": "stable", "4": "stable", "5": "stable", "6": "stable",
+	"7": "stable", "8": "stable", "9": "stable", "10": "stable", "11": "stable", "12": "stable",
 }
 
 const defaultRoomVersion = "12"

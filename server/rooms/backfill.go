@@ -7,8 +7,6 @@ import (
 	"maps"
 	"slices"
 
-	"github.com/tidwall/gjson"
-	"maunium.net/go/mautrix/federation/eventauth"
 	"maunium.net/go/mautrix/federation/pdu"
 	"maunium.net/go/mautrix/id"
 
@@ -27,10 +25,7 @@ func (e *Engine) backfillFrom(ctx context.Context, room *storage.Room) []id.Even
 	if err != nil || len(evs) == 0 {
 		return nil
 	}
-	var prevs []id.EventID
-	for _, p := range gjson.GetBytes(evs[0].JSON, "prev_events").Array() {
-		prevs = append(prevs, id.EventID(p.Str))
-	}
+	prevs := refIDs(evs[0].JSON, "prev_events")
 	have, err := e.known(ctx, prevs)
 	if err != nil {
 		return nil
@@ -133,7 +128,7 @@ func (e *Engine) placeBackfill(ctx context.Context, origin string, rs *roomState
 		if err := e.fetchAuth(ctx, origin, rs, it.p.AuthEvents, have, 0); err != nil {
 			continue
 		}
-		if err := eventauth.Authorize(rs.version, it.p, nil, getEvents, e.keyFunc); err != nil {
+		if err := e.authorize(rs.version, it.p, nil, getEvents); err != nil {
 			e.storeRejected(ctx, rs, it.p, it.id, err)
 			continue
 		}
@@ -163,7 +158,7 @@ func (e *Engine) placeBackfill(ctx context.Context, origin string, rs *roomState
 		}
 		if auth, err := e.selectAuth(ctx, rs, it.p, before); err != nil {
 			continue
-		} else if err := eventauth.Authorize(rs.version, it.p, auth, getEvents, e.keyFunc); err != nil {
+		} else if err := e.authorize(rs.version, it.p, auth, getEvents); err != nil {
 			e.storeRejected(ctx, rs, it.p, it.id, err)
 			continue
 		}

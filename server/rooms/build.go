@@ -3,14 +3,12 @@ package rooms
 import (
 	"context"
 	"encoding/json"
-	jsonv2 "encoding/json/v2"
 	"errors"
 	"fmt"
 	"slices"
 	"time"
 
 	"github.com/tidwall/gjson"
-	"maunium.net/go/mautrix/crypto/canonicaljson"
 	"maunium.net/go/mautrix/federation/eventauth"
 	"maunium.net/go/mautrix/federation/pdu"
 	"maunium.net/go/mautrix/id"
@@ -58,16 +56,18 @@ func (e *Engine) loadRoom(ctx context.Context, roomID id.RoomID) (*roomState, er
 // parsePDU turns a stored event into the PDU auth rules see: redacted if it was redacted,
 // marked rejected if it was rejected.
 func parsePDU(ev *storage.Event, version id.RoomVersion) (*pdu.PDU, error) {
-	var p pdu.PDU
-	if err := jsonv2.Unmarshal(ev.JSON, &p); err != nil {
+	p, err := decodePDU(version, ev.JSON)
+	if err != nil {
 		return nil, fmt.Errorf("event %s: %w", ev.ID, err)
 	}
 	if ev.RedactedBy != "" {
-		p = *p.Redact(version)
+		if p, err = redactPDU(version, p); err != nil {
+			return nil, fmt.Errorf("event %s: %w", ev.ID, err)
+		}
 	}
 	p.InternalMeta.EventID = id.EventID(ev.ID)
 	p.InternalMeta.Rejected = ev.Rejected
-	return &p, nil
+	return p, nil
 }
 
 // pdus loads events by ID as PDUs, aligned with ids (nil where unknown).
@@ -203,28 +203,18 @@ func (e *Engine) build(ctx context.Context, rs *roomState, d draft) (*built, err
 	return e.finish(ctx, rs.version, p, d)
 }
 
-// finish hashes, signs and authorises p.
+// finish hashes, signs, names and authorises p.
 func (e *Engine) finish(ctx context.Context, version id.RoomVersion, p *pdu.PDU, d draft) (*built, error) {
-	if err := p.FillContentHash(); err != nil {
-		return nil, err
-	}
-	if err := p.Sign(version, e.opt.ServerName, e.opt.Key.ID, e.opt.Key.Private); err != nil {
-		return nil, err
-	}
-	raw, err := canonicaljson.Marshal(p)
+	p, raw, err := e.seal(ctx, version, p, nil)
 	if err != nil {
 		return nil, err
 	}
 	if len(raw) > MaxPDUBytes {
 		return nil, fmt.Errorf("%w: the event is %d bytes; the limit is %d", ErrTooLarge, len(raw), MaxPDUBytes)
 	}
-	eventID, err := p.GetEventID(version)
-	if err != nil {
-		return nil, err
-	}
-	p.InternalMeta.EventID = eventID
+	eventID := p.InternalMeta.EventID
 	getEvents := func(ids []id.EventID) ([]*pdu.PDU, error) { return e.pdus(ctx, version, ids) }
-	if err := eventauth.Authorize(version, p, nil, getEvents, e.keyFunc); err != nil {
+	if err := e.authorize(version, p, nil, getEvents); err != nil {
 		var afe eventauth.AuthFailError
 		if errors.As(err, &afe) {
 			return nil, fmt.Errorf("%w: %s", ErrForbidden, authMessage(err))

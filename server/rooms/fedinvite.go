@@ -3,7 +3,6 @@ package rooms
 import (
 	"context"
 	"encoding/json"
-	jsonv2 "encoding/json/v2"
 	"errors"
 	"fmt"
 	"time"
@@ -79,19 +78,19 @@ func (e *Engine) inviteRemoteUser(ctx context.Context, rs *roomState, sender, ta
 	if err != nil {
 		return err
 	}
-	var p pdu.PDU
-	if err := jsonv2.Unmarshal(signed, &p); err != nil {
+	p, err := decodePDU(rs.version, signed)
+	if err != nil {
 		return fmt.Errorf("%w: countersigned invite: %v", ErrBadPDU, err)
 	}
-	if got, err := p.GetEventID(rs.version); err != nil || got != b.id {
+	if got, err := p.GetEventID(rs.version); err != nil || got != b.id || !sameEvent(signed, b.json) {
 		return fmt.Errorf("%w: %s changed the invite while signing it", ErrBadPDU, target.Homeserver())
 	}
-	if err := p.VerifySignature(rs.version, target.Homeserver(), e.keyFunc); err != nil {
+	p.InternalMeta.EventID = b.id
+	if err := e.verifySignature(rs.version, p, target.Homeserver()); err != nil {
 		return fmt.Errorf("%w: %s's signature on the invite: %v", ErrBadSig, target.Homeserver(), err)
 	}
-	p.Unsigned = nil
-	b.pdu = &p
-	if b.json, err = jsonv2.Marshal(&p); err != nil {
+	b.pdu = p
+	if b.json, err = wireJSON(rs.version, p); err != nil {
 		return err
 	}
 	_, err = e.persist(ctx, rs, []*built{b}, nil)
@@ -101,11 +100,11 @@ func (e *Engine) inviteRemoteUser(ctx context.Context, rs *roomState, sender, ta
 // ReceiveInvite countersigns an invite from another server for a local user and keeps it,
 // with its stripped state, so the user sees it (PUT /v2/invite).
 func (e *Engine) ReceiveInvite(ctx context.Context, origin string, roomID id.RoomID, eventID id.EventID, version id.RoomVersion, raw json.RawMessage, stripped []json.RawMessage, userExists func(id.UserID) bool) (json.RawMessage, error) {
-	if !version.IsKnown() || version == id.RoomV1 || version == id.RoomV2 {
+	if !version.IsKnown() {
 		return nil, fmt.Errorf("%w: room version %s", ErrIncompatibleVersion, version)
 	}
-	var p pdu.PDU
-	if err := jsonv2.Unmarshal(raw, &p); err != nil {
+	p, err := decodePDU(version, raw)
+	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadJSON, err)
 	}
 	if p.Type != "m.room.member" || p.StateKey == nil || gjson.GetBytes(p.Content, "membership").Str != "invite" || p.RoomID != roomID {
@@ -118,23 +117,24 @@ func (e *Engine) ReceiveInvite(ctx context.Context, origin string, roomID id.Roo
 	if p.Sender.Homeserver() != origin {
 		return nil, fmt.Errorf("%w: %s may only send its own users' invites", ErrForbidden, origin)
 	}
-	if err := p.VerifySignature(version, origin, e.keyFunc); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrBadSig, err)
-	}
 	if got, err := p.GetEventID(version); err != nil || got != eventID {
 		return nil, fmt.Errorf("%w: the event's ID is not %s", ErrBadJSON, eventID)
 	}
-	p.Unsigned = nil
-	if err := p.Sign(version, e.opt.ServerName, e.opt.Key.ID, e.opt.Key.Private); err != nil {
+	p.InternalMeta.EventID = eventID
+	if err := e.verifyServers(version, p); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadSig, err)
+	}
+	p, err = e.signPDU(version, p)
+	if err != nil {
 		return nil, err
 	}
-	signed, err := jsonv2.Marshal(&p)
+	signed, err := wireJSON(version, p)
 	if err != nil {
 		return nil, err
 	}
 	// A room we are in takes the invite through the normal path when it arrives as a PDU;
 	// a room we are not in gets a stub with the invite as the user's membership.
-	if err := e.placeStubMembership(ctx, roomID, version, &p, eventID, stripped); err != nil {
+	if err := e.placeStubMembership(ctx, roomID, version, p, eventID, stripped); err != nil {
 		return nil, err
 	}
 	return signed, nil

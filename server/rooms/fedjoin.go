@@ -3,13 +3,11 @@ package rooms
 import (
 	"context"
 	"encoding/json"
-	jsonv2 "encoding/json/v2"
 	"errors"
 	"fmt"
 	"slices"
 
 	"github.com/tidwall/gjson"
-	"maunium.net/go/mautrix/federation/eventauth"
 	"maunium.net/go/mautrix/federation/pdu"
 	"maunium.net/go/mautrix/id"
 
@@ -26,9 +24,7 @@ type MembershipRemote interface {
 func versionStrings() []string {
 	out := make([]string, 0, len(KnownVersions))
 	for _, v := range KnownVersions {
-		if v != id.RoomV1 && v != id.RoomV2 {
-			out = append(out, string(v))
-		}
+		out = append(out, string(v))
 	}
 	return out
 }
@@ -85,11 +81,11 @@ func (e *Engine) tryRemoteMembership(ctx context.Context, mr MembershipRemote, s
 	if err != nil {
 		return err
 	}
-	if !slices.Contains(KnownVersions, version) || version == id.RoomV1 || version == id.RoomV2 {
+	if !slices.Contains(KnownVersions, version) {
 		return fmt.Errorf("%w: room version %q", ErrUnsupportedVersion, version)
 	}
-	var p pdu.PDU
-	if err := jsonv2.Unmarshal(tmpl, &p); err != nil {
+	p, refs, err := decodeTemplate(version, tmpl)
+	if err != nil {
 		return fmt.Errorf("%w: make_%s template: %v", ErrBadPDU, membership, err)
 	}
 	tc := gjson.ParseBytes(p.Content)
@@ -106,20 +102,11 @@ func (e *Engine) tryRemoteMembership(ctx context.Context, mr MembershipRemote, s
 	p.OriginServerTS = e.now()
 	p.Unknown = nil
 	p.DeprecatedOrigin = nil
-	if err := p.FillContentHash(); err != nil {
-		return err
-	}
-	if err := p.Sign(version, e.opt.ServerName, e.opt.Key.ID, e.opt.Key.Private); err != nil {
-		return err
-	}
-	evID, err := p.GetEventID(version)
+	p, evJSON, err := e.seal(ctx, version, p, refs)
 	if err != nil {
 		return err
 	}
-	evJSON, err := jsonv2.Marshal(&p)
-	if err != nil {
-		return err
-	}
+	evID := p.InternalMeta.EventID
 	res, err := mr.SendMembership(ctx, server, membership, roomID, evID, evJSON)
 	if err != nil {
 		return err
@@ -195,7 +182,7 @@ func (e *Engine) placeJoin(ctx context.Context, server string, roomID id.RoomID,
 	}
 	rejected := map[id.EventID]bool{}
 	for _, x := range order {
-		if err := eventauth.Authorize(version, all[x], nil, getEvents, e.keyFunc); err != nil {
+		if err := e.authorize(version, all[x], nil, getEvents); err != nil {
 			rejected[x] = true
 			all[x].InternalMeta.Rejected = true
 		}
@@ -235,7 +222,7 @@ func (e *Engine) placeJoin(ctx context.Context, server string, roomID id.RoomID,
 	if err != nil {
 		return err
 	}
-	if err := eventauth.Authorize(version, join, authEvents, getAll, e.keyFunc); err != nil {
+	if err := e.authorize(version, join, authEvents, getAll); err != nil {
 		return fmt.Errorf("%w: our join is not allowed by the room's state: %s", ErrForbidden, authMessage(err))
 	}
 	rs.extremities = nil

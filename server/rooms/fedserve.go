@@ -3,7 +3,6 @@ package rooms
 import (
 	"context"
 	"encoding/json"
-	jsonv2 "encoding/json/v2"
 	"errors"
 	"fmt"
 	"maps"
@@ -11,7 +10,6 @@ import (
 	"strings"
 
 	"github.com/tidwall/gjson"
-	"maunium.net/go/mautrix/federation/eventauth"
 	"maunium.net/go/mautrix/federation/pdu"
 	"maunium.net/go/mautrix/id"
 
@@ -66,11 +64,11 @@ func (e *Engine) MakeMembership(ctx context.Context, origin string, roomID id.Ro
 	// when it comes back signed.
 	if content["join_authorised_via_users_server"] == nil {
 		getEvents := func(ids []id.EventID) ([]*pdu.PDU, error) { return e.pdus(ctx, rs.version, ids) }
-		if err := eventauth.Authorize(rs.version, p, nil, getEvents, e.keyFunc); err != nil {
+		if err := e.authorize(rs.version, p, nil, getEvents); err != nil {
 			return "", nil, fmt.Errorf("%w: %s", ErrForbidden, authMessage(err))
 		}
 	}
-	tmpl, err := jsonv2.Marshal(p)
+	tmpl, err := e.templateJSON(ctx, rs.version, p)
 	if err != nil {
 		return "", nil, err
 	}
@@ -94,8 +92,8 @@ func (e *Engine) SendMembership(ctx context.Context, origin string, roomID id.Ro
 	if err != nil {
 		return nil, err
 	}
-	var p pdu.PDU
-	if err := jsonv2.Unmarshal(raw, &p); err != nil {
+	p, err := decodePDU(version, raw)
+	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadJSON, err)
 	}
 	if p.Type != "m.room.member" || p.StateKey == nil || *p.StateKey != string(p.Sender) ||
@@ -106,11 +104,12 @@ func (e *Engine) SendMembership(ctx context.Context, origin string, roomID id.Ro
 		return nil, fmt.Errorf("%w: %s may only send its own users' membership", ErrForbidden, origin)
 	}
 	var signed json.RawMessage
-	if via := id.UserID(gjson.GetBytes(p.Content, "join_authorised_via_users_server").Str); membership == "join" && via != "" && e.isLocal(via) {
-		if err := p.Sign(version, e.opt.ServerName, e.opt.Key.ID, e.opt.Key.Private); err != nil {
+	if via := id.UserID(gjson.GetBytes(p.Content, "join_authorised_via_users_server").Str); membership == "join" && via != "" && e.isLocal(via) && version.RestrictedJoins() {
+		q, err := e.signPDU(version, p)
+		if err != nil {
 			return nil, err
 		}
-		if raw, err = jsonv2.Marshal(&p); err != nil {
+		if raw, err = wireJSON(version, q); err != nil {
 			return nil, err
 		}
 		signed = raw
@@ -199,8 +198,7 @@ func (e *Engine) authChain(ctx context.Context, seeds []id.EventID) ([]*storage.
 			if !first {
 				out = append(out, ev)
 			}
-			for _, a := range gjson.GetBytes(ev.JSON, "auth_events").Array() {
-				aid := id.EventID(a.Str)
+			for _, aid := range refIDs(ev.JSON, "auth_events") {
 				if !seen[aid] {
 					seen[aid] = true
 					next = append(next, aid)
@@ -288,7 +286,7 @@ func (e *Engine) servedPDU(ev *storage.Event, version id.RoomVersion) (json.RawM
 	if err != nil {
 		return nil, err
 	}
-	return jsonv2.Marshal(p)
+	return wireJSON(version, p)
 }
 
 // roomForServer loads a room and checks that origin may read it.
@@ -365,9 +363,7 @@ func (e *Engine) Backfill(ctx context.Context, origin string, roomID id.RoomID, 
 			}
 			seen[x] = true
 			out = append(out, ev)
-			for _, pr := range gjson.GetBytes(ev.JSON, "prev_events").Array() {
-				next = append(next, id.EventID(pr.Str))
-			}
+			next = append(next, refIDs(ev.JSON, "prev_events")...)
 		}
 		frontier = next
 	}
@@ -395,9 +391,7 @@ func (e *Engine) MissingEvents(ctx context.Context, origin string, roomID id.Roo
 		return nil, err
 	}
 	for _, ev := range latestEvs {
-		for _, pr := range gjson.GetBytes(ev.JSON, "prev_events").Array() {
-			frontier = append(frontier, id.EventID(pr.Str))
-		}
+		frontier = append(frontier, refIDs(ev.JSON, "prev_events")...)
 	}
 	var out []*storage.Event
 	seen := map[id.EventID]bool{}
@@ -414,9 +408,7 @@ func (e *Engine) MissingEvents(ctx context.Context, origin string, roomID id.Roo
 			}
 			seen[x] = true
 			out = append(out, ev)
-			for _, pr := range gjson.GetBytes(ev.JSON, "prev_events").Array() {
-				next = append(next, id.EventID(pr.Str))
-			}
+			next = append(next, refIDs(ev.JSON, "prev_events")...)
 		}
 		frontier = next
 	}

@@ -325,17 +325,11 @@ func (e *Engine) localLeaveOutlier(ctx context.Context, user id.UserID, roomID i
 	sk := string(user)
 	p := &pdu.PDU{RoomID: roomID, Sender: user, Type: "m.room.member", StateKey: &sk, Content: raw,
 		OriginServerTS: e.now(), PrevEvents: []id.EventID{}, AuthEvents: []id.EventID{}, Depth: 1}
-	if err := p.FillContentHash(); err != nil {
-		return err
-	}
-	if err := p.Sign(version, e.opt.ServerName, e.opt.Key.ID, e.opt.Key.Private); err != nil {
-		return err
-	}
-	evID, err := p.GetEventID(version)
+	p, _, err := e.seal(ctx, version, p, nil)
 	if err != nil {
 		return err
 	}
-	return e.placeStubMembership(ctx, roomID, version, p, evID, nil)
+	return e.placeStubMembership(ctx, roomID, version, p, p.InternalMeta.EventID, nil)
 }
 
 func (e *Engine) sendMember(ctx context.Context, rs *roomState, sender, target id.UserID, content map[string]any) error {

@@ -3,15 +3,12 @@ package rooms
 import (
 	"context"
 	"encoding/json"
-	jsonv2 "encoding/json/v2"
 	"errors"
 	"fmt"
 	"maps"
 	"slices"
 
 	"github.com/tidwall/gjson"
-	"maunium.net/go/mautrix/crypto/canonicaljson"
-	"maunium.net/go/mautrix/federation/eventauth"
 	"maunium.net/go/mautrix/federation/pdu"
 	"maunium.net/go/mautrix/id"
 
@@ -122,43 +119,45 @@ func (e *Engine) ReceivePDU(ctx context.Context, origin string, raw json.RawMess
 }
 
 // parseRemote parses and checks a remote PDU: size, signatures (dropped if bad), content
-// hash (redacted if wrong).
+// hash (redacted if wrong). In room versions 1 and 2, where servers name their events, the
+// server named by the event ID must have signed it too.
 func (e *Engine) parseRemote(ctx context.Context, version id.RoomVersion, raw json.RawMessage) (*pdu.PDU, id.EventID, error) {
 	if len(raw) > MaxPDUBytes*2 {
 		return nil, "", fmt.Errorf("%w: %d bytes", ErrTooLarge, len(raw))
 	}
-	if version == id.RoomV1 || version == id.RoomV2 || !version.IsKnown() {
+	if !version.IsKnown() {
 		return nil, "", fmt.Errorf("%w: room version %s", ErrUnsupportedVersion, version)
 	}
-	var p pdu.PDU
-	if err := jsonv2.Unmarshal(raw, &p); err != nil {
+	p, err := decodePDU(version, raw)
+	if err != nil {
 		return nil, "", fmt.Errorf("%w: %v", ErrBadPDU, err)
 	}
-	p.Unsigned = nil
 	evID, err := p.GetEventID(version)
 	if err != nil {
 		return nil, "", fmt.Errorf("%w: %v", ErrBadPDU, err)
 	}
 	p.InternalMeta.EventID = evID
-	if canon, err := canonicaljson.Marshal(&p); err != nil || len(canon) > MaxPDUBytes {
+	if canon, err := wireJSON(version, p); err != nil || len(canon) > MaxPDUBytes {
 		return nil, evID, fmt.Errorf("%w: the event is over %d bytes", ErrTooLarge, MaxPDUBytes)
 	}
 	if _, _, err := p.Sender.Parse(); err != nil {
 		return nil, evID, fmt.Errorf("%w: sender %q", ErrBadPDU, p.Sender)
 	}
-	if err := p.VerifySignature(version, p.Sender.Homeserver(), e.keyFunc); err != nil {
+	if err := e.verifyServers(version, p); err != nil {
 		return nil, evID, fmt.Errorf("%w: %v", ErrBadSig, err)
 	}
 	if via := gjson.GetBytes(p.Content, "join_authorised_via_users_server").Str; via != "" && p.Type == "m.room.member" && version.RestrictedJoins() {
-		if err := p.VerifySignature(version, id.UserID(via).Homeserver(), e.keyFunc); err != nil {
+		if err := e.verifySignature(version, p, id.UserID(via).Homeserver()); err != nil {
 			return nil, evID, fmt.Errorf("%w: authorising server: %v", ErrBadSig, err)
 		}
 	}
-	if !p.VerifyContentHash() {
-		p = *p.Redact(version)
+	if !contentHashOK(version, p) {
+		if p, err = redactPDU(version, p); err != nil {
+			return nil, evID, fmt.Errorf("%w: %v", ErrBadPDU, err)
+		}
 		p.InternalMeta.EventID = evID
 	}
-	return &p, evID, nil
+	return p, evID, nil
 }
 
 // known returns the stored events among ids by ID.
@@ -192,7 +191,7 @@ func (e *Engine) receiveLocked(ctx context.Context, origin string, rs *roomState
 		return err
 	}
 	getEvents := func(ids []id.EventID) ([]*pdu.PDU, error) { return e.pdus(ctx, rs.version, ids) }
-	if err := eventauth.Authorize(rs.version, p, nil, getEvents, e.keyFunc); err != nil {
+	if err := e.authorize(rs.version, p, nil, getEvents); err != nil {
 		return e.storeRejected(ctx, rs, p, evID, err)
 	}
 	// 2. The prev events: fetch a small gap, else take the state before the event from origin.
@@ -227,7 +226,7 @@ func (e *Engine) receiveLocked(ctx context.Context, origin string, rs *roomState
 	if err != nil {
 		return err
 	}
-	if err := eventauth.Authorize(rs.version, p, authEvents, getEvents, e.keyFunc); err != nil {
+	if err := e.authorize(rs.version, p, authEvents, getEvents); err != nil {
 		return e.storeRejected(ctx, rs, p, evID, err)
 	}
 	// 4. Soft-fail against the current state: stored, never shown, not an extremity.
@@ -235,7 +234,7 @@ func (e *Engine) receiveLocked(ctx context.Context, origin string, rs *roomState
 	soft := false
 	if cur, err := e.selectAuth(ctx, rs, p, current); err != nil {
 		return err
-	} else if err := eventauth.Authorize(rs.version, p, cur, getEvents, e.keyFunc); err != nil {
+	} else if err := e.authorize(rs.version, p, cur, getEvents); err != nil {
 		soft = true
 	}
 	return e.persistRemote(ctx, rs, p, evID, before, current, soft)
@@ -365,7 +364,7 @@ func (e *Engine) fetchAuth(ctx context.Context, origin string, rs *roomState, id
 		if err := e.fetchAuth(ctx, origin, rs, ap.AuthEvents, have, fetched); err != nil {
 			return err
 		}
-		rejected := eventauth.Authorize(rs.version, ap, nil, func(x []id.EventID) ([]*pdu.PDU, error) { return e.pdus(ctx, rs.version, x) }, e.keyFunc) != nil
+		rejected := e.authorize(rs.version, ap, nil, func(x []id.EventID) ([]*pdu.PDU, error) { return e.pdus(ctx, rs.version, x) }) != nil
 		ev, err := e.storeOutlier(ctx, rs, ap, aid, rejected)
 		if err != nil {
 			return err
@@ -494,7 +493,7 @@ func (e *Engine) storeRejected(ctx context.Context, rs *roomState, p *pdu.PDU, e
 }
 
 func (e *Engine) newEvent(rs *roomState, p *pdu.PDU, evID id.EventID) *storage.NewEvent {
-	raw, _ := canonicaljson.Marshal(p)
+	raw, _ := wireJSON(rs.version, p)
 	ne := &storage.NewEvent{ID: string(evID), RoomNID: rs.nid, Type: p.Type, StateKey: p.StateKey,
 		Sender: string(p.Sender), Depth: p.Depth, OriginTS: p.OriginServerTS, JSON: raw}
 	if p.Type == "m.room.member" {

@@ -15,8 +15,8 @@ type loadEvents func([]id.EventID) ([]*pdu.PDU, error)
 
 func (l loadEvents) Get(_ context.Context, ids []id.EventID) ([]*pdu.PDU, error) { return l(ids) }
 
-// stateResolver resolves forked state with federation/stateres (v2, and v2.1 for room
-// version 12).
+// stateResolver resolves forked state with federation/stateres (v1 for room version 1, v2,
+// and v2.1 for room version 12), judging events by the same auth rules as on receipt.
 func (e *Engine) stateResolver(ctx context.Context, version id.RoomVersion, roomID id.RoomID, states []StateMap,
 	load func([]id.EventID) ([]*pdu.PDU, error)) (StateMap, error) {
 	in := make([]stateres.StateMap, len(states))
@@ -27,7 +27,7 @@ func (e *Engine) stateResolver(ctx context.Context, version id.RoomVersion, room
 		}
 		in[i] = m
 	}
-	r := stateres.Resolver{Events: loadEvents(load), GetKey: e.keyFunc}
+	r := stateres.Resolver{Events: loadEvents(load), GetKey: e.keyFunc, Authorize: authorize}
 	out, err := r.Resolve(ctx, version, roomID, in)
 	if err != nil {
 		return nil, err

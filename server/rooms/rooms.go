@@ -49,13 +49,15 @@ const (
 	MaxStateKeyBytes = 255
 )
 
-// Room versions this server creates rooms in, and the default.
+// Room versions this server knows, creates rooms in, and the default.
 var (
-	CreatableVersions = []id.RoomVersion{id.RoomV10, id.RoomV11, id.RoomV12}
-	DefaultVersion    = id.RoomV12
 	// KnownVersions are the versions this server can read and join.
 	KnownVersions = []id.RoomVersion{id.RoomV1, id.RoomV2, id.RoomV3, id.RoomV4, id.RoomV5, id.RoomV6,
 		id.RoomV7, id.RoomV8, id.RoomV9, id.RoomV10, id.RoomV11, id.RoomV12}
+	// CreatableVersions are the versions createRoom and upgrades accept: every known one,
+	// as Synapse does.
+	CreatableVersions = KnownVersions
+	DefaultVersion    = id.RoomV12
 )
 
 // Listener hears about every event that enters a room's timeline, after it is committed.

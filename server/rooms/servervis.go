@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 
-	jsonv2 "encoding/json/v2"
 	"github.com/tidwall/gjson"
 	"maunium.net/go/mautrix/id"
 
@@ -101,5 +100,8 @@ func (sv *serverVisibility) serve(ctx context.Context, ev *storage.Event, versio
 	if err != nil {
 		return nil, err
 	}
-	return jsonv2.Marshal(p.Redact(version))
+	if p, err = redactPDU(version, p); err != nil {
+		return nil, err
+	}
+	return wireJSON(version, p)
 }

@@ -187,18 +187,18 @@ func (f *Fetcher) fetchLocation(ctx context.Context, mp *Multipart) (*media.Remo
 }
 
 // unknownEndpoint reports whether err is a remote's way of saying it does not know the
-// endpoint, as Synapse recognises it: 404 or 405 with M_UNRECOGNIZED or without a Matrix
-// error (older Dendrite and Conduit), or 400 M_UNRECOGNIZED (older Synapse).
+// endpoint: 404 or 405 with M_UNRECOGNIZED or without a Matrix error (older Dendrite and
+// Conduit), or 400 M_UNRECOGNIZED (older Synapse) or without a Matrix error (a server whose
+// router took the path for something else). Falling back costs one request that carries
+// allow_remote=false, so a wrong guess does no harm.
 func unknownEndpoint(err error) bool {
 	var re *transport.ResponseError
 	if !errors.As(err, &re) {
 		return false
 	}
 	switch re.StatusCode {
-	case http.StatusNotFound, http.StatusMethodNotAllowed:
+	case http.StatusNotFound, http.StatusMethodNotAllowed, http.StatusBadRequest:
 		return re.ErrCode == "" || re.ErrCode == "M_UNRECOGNIZED"
-	case http.StatusBadRequest:
-		return re.ErrCode == "M_UNRECOGNIZED"
 	}
 	return false
 }

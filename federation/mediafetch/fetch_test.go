@@ -96,6 +96,12 @@ func startRemote(t *testing.T) (*remotePeer, *transport.Client) {
 			matrixErr(404, "M_UNRECOGNIZED")
 		case "old405":
 			w.WriteHeader(405)
+		case "old400":
+			// Complement's stand-in server answers the authenticated path with a bare 400.
+			w.WriteHeader(400)
+			io.WriteString(w, "invalid origin")
+		case "bad400":
+			matrixErr(400, "M_INVALID_PARAM")
 		case "gone":
 			matrixErr(404, "M_NOT_FOUND")
 		case "pending":
@@ -175,6 +181,8 @@ func TestFetch(t *testing.T) {
 			"/_matrix/federation/v1/media/download/old?timeout_ms=1500",
 			"/_matrix/media/v3/download/b.test/old?allow_remote=false&timeout_ms=1500"}},
 		{mediaID: "old405", content: "legacy", ct: "text/plain", name: "old.txt"},
+		{mediaID: "old400", content: "legacy", ct: "text/plain", name: "old.txt"},
+		{mediaID: "bad400", wantAnyError: true},
 		{mediaID: "gone", wantErr: media.ErrNotFound,
 			wantRequests: []string{"/_matrix/federation/v1/media/download/gone?timeout_ms=1500"}},
 		{mediaID: "pending", wantErr: media.ErrNotYetUploaded},

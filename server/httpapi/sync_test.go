@@ -657,6 +657,22 @@ func TestSyncTimelineLimitZero(t *testing.T) {
 	if len(jr.State.Events) != 1 || jr.State.Events[0].Type != event.StateTopic {
 		t.Errorf("incremental state = %v, want the topic", jr.State.Events)
 	}
+	// A left room with no timeline still shows the state as the user left it, the leave
+	// included.
+	if _, err := alice.LeaveRoom(ctx, room); err != nil {
+		t.Fatal(err)
+	}
+	lr := newSyncStream(t, alice, `{"room":{"timeline":{"limit":0},"include_leave":true}}`).next(0).Rooms.Leave[room]
+	if lr == nil {
+		t.Fatal("the left room is missing")
+	}
+	var left bool
+	for _, ev := range lr.State.Events {
+		left = left || (ev.Type == event.StateMember && ev.Content.Raw["membership"] == "leave")
+	}
+	if !left || len(lr.Timeline.Events) != 0 {
+		t.Errorf("left room with limit 0: %d state events (leave %v), %d timeline events", len(lr.State.Events), left, len(lr.Timeline.Events))
+	}
 }
 
 func TestSyncRefusals(t *testing.T) {

@@ -177,3 +177,29 @@ func TestNothingPersistedWhenAuthFails(t *testing.T) {
 		t.Fatalf("stream moved from %d to %d on a refused event", before, after)
 	}
 }
+
+// Setting the same state twice gives the first event back and adds nothing to the room;
+// other content, or a sender not allowed to set it, is not mistaken for a repeat.
+func TestSetStateTwiceIsIdempotent(t *testing.T) {
+	ctx := context.Background()
+	e, db := newEngine(t)
+	alice := user("alice")
+	a := rooms.Sender{User: alice}
+	room := must[id.RoomID](t)(e.CreateRoom(ctx, alice, &rooms.CreateRequest{Preset: "public_chat"}))
+	first := must[id.EventID](t)(e.SendState(ctx, a, room, "org.example.state", "", json.RawMessage(`{"a":1,"b":[2]}`)))
+	before := must[int64](t)(db.StreamPos(ctx))
+	again := must[id.EventID](t)(e.SendState(ctx, a, room, "org.example.state", "", json.RawMessage(`{ "b":[2], "a":1 }`)))
+	if again != first {
+		t.Fatalf("the same state twice gave %s then %s", first, again)
+	}
+	if after := must[int64](t)(db.StreamPos(ctx)); after != before {
+		t.Errorf("a repeated state event moved the stream from %d to %d", before, after)
+	}
+	if changed := must[id.EventID](t)(e.SendState(ctx, a, room, "org.example.state", "", json.RawMessage(`{"a":2}`))); changed == first {
+		t.Error("new content was taken for a repeat")
+	}
+	must[id.RoomID](t)(e.JoinVia(ctx, user("bob"), room, nil, "", nil))
+	if _, err := e.SendState(ctx, rooms.Sender{User: user("bob")}, room, "org.example.state", "", json.RawMessage(`{"a":2}`)); !errors.Is(err, rooms.ErrForbidden) {
+		t.Errorf("bob repeating state he may not set: %v, want ErrForbidden", err)
+	}
+}

@@ -1,6 +1,7 @@
 package rooms
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -8,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/tidwall/gjson"
+	"maunium.net/go/mautrix/crypto/canonicaljson"
 	"maunium.net/go/mautrix/id"
 
 	"fyr/storage"
@@ -143,10 +145,37 @@ func (e *Engine) sendDraft(ctx context.Context, roomID id.RoomID, d draft, check
 	if err != nil {
 		return "", err
 	}
+	if same := e.sameState(ctx, rs, &d); same != "" {
+		return same, nil
+	}
 	if _, err := e.persist(ctx, rs, []*built{b}, nil); err != nil {
 		return "", err
 	}
 	return b.id, nil
+}
+
+// sameState returns the current state event that d would only repeat (same key, sender and
+// content), or "". Setting state twice is idempotent, as in Synapse: the second request
+// gets the first event's ID and the room gets no new event. It is asked after the event was
+// authorised, so a sender who may not set the state still hears so.
+func (e *Engine) sameState(ctx context.Context, rs *roomState, d *draft) id.EventID {
+	if d.stateKey == nil || d.typ == "m.room.member" {
+		return ""
+	}
+	cur, ok := rs.state[storage.StateKey{Type: d.typ, StateKey: *d.stateKey}]
+	if !ok {
+		return ""
+	}
+	ev, err := e.db.EventByNID(ctx, cur.nid)
+	if err != nil || ev.Sender != string(d.sender) || ev.RedactedBy != "" {
+		return ""
+	}
+	had, err1 := canonicaljson.CanonicalJSON([]byte(gjson.GetBytes(ev.JSON, "content").Raw))
+	want, err2 := canonicaljson.CanonicalJSON(d.content)
+	if err1 != nil || err2 != nil || !bytes.Equal(had, want) {
+		return ""
+	}
+	return cur.id
 }
 
 // checkCanonicalAlias makes sure the aliases a room advertises point at it (the spec's

@@ -395,7 +395,11 @@ func (v *visibility) stateReadable(ctx context.Context, p statePoint) (bool, err
 				s.history = h
 			}
 		case a.Type == "m.room.member" && *a.StateKey == string(v.user):
-			s.membership = gjson.GetBytes(a.JSON, "content.membership").Str
+			// The state just after the user's own leave or ban is the state they saw as
+			// they went: it stays readable if the state before it was.
+			if m := gjson.GetBytes(a.JSON, "content.membership").Str; m != "leave" && m != "ban" {
+				s.membership = m
+			}
 		}
 	}
 	// A user who joins at or after this point sees it under shared history; the state just

@@ -471,6 +471,11 @@ func TestUnreadCounts(t *testing.T) {
 	if err := bob.SetDisplayName(ctx, "Bobby Tables"); err != nil {
 		t.Fatal(err)
 	}
+	// The new name reaches the room's member event in the background.
+	waitFor(t, "bob's new name in the room", func() bool {
+		var m event.MemberEventContent
+		return alice.StateEvent(ctx, room, event.StateMember, string(bob.UserID), &m) == nil && m.Displayname == "Bobby Tables"
+	})
 	legacy := sendText(t, alice, room, map[string]any{"body": "ask bobby tables"})
 	wantCounts(t, "bob after his name", roomSync(t, bobSync, room, legacy), 3, 2)
 

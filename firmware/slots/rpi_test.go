@@ -164,6 +164,10 @@ func TestRPiTrialFails(t *testing.T) {
 				if err := p.rpi.Abandon(); err != nil {
 					t.Fatalf("Abandon: %v", err)
 				}
+				p.wantStatus("after Abandon, same boot", slots.Status{Booted: slots.B})
+				if err := p.rpi.Bless(); !errors.Is(err, slots.ErrNotTrial) {
+					t.Errorf("Bless after Abandon = %v, want ErrNotTrial", err)
+				}
 				p.boot(true) // even a stray tryboot
 			} else {
 				p.boot(false) // the watchdog fired: the flag is gone

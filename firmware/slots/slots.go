@@ -108,6 +108,7 @@ type Bootloader interface {
 	// outside a trial.
 	Bless() error
 	// Abandon makes sure the next boot, however it is started, returns to the other slot: the
-	// trial failed. ErrNotTrial outside a trial.
+	// trial failed. Status no longer reports a trial afterwards, so Bless is refused.
+	// ErrNotTrial outside a trial.
 	Abandon() error
 }

@@ -331,14 +331,17 @@ func (u *UEFI) Bless() error {
 	return u.rename(e.fileName, fmt.Sprintf("fyr-%s.conf", e.slot))
 }
 
-// Abandon sets the running slot's counter to no tries left, which sorts it after the old
-// slot's entry.
+// Abandon removes the running slot's counted entry, so the boot loader has only the old
+// slot's entry left to start; the slot's files stay until the next update replaces them.
 func (u *UEFI) Abandon() error {
 	e, err := u.trialEntry()
 	if err != nil {
 		return err
 	}
-	return u.rename(e.fileName, fmt.Sprintf("fyr-%s+0-%d.conf", e.slot, max(e.done, 1)))
+	if err := os.Remove(filepath.Join(u.entriesDir(), e.fileName)); err != nil {
+		return fmt.Errorf("slots: %w", err)
+	}
+	return syncDir(u.entriesDir())
 }
 
 func (u *UEFI) trialEntry() (entryName, error) {

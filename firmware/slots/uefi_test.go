@@ -202,7 +202,8 @@ func TestUEFIAbandon(t *testing.T) {
 	if err := e.u.Abandon(); err != nil {
 		t.Fatalf("Abandon: %v", err)
 	}
-	if got := e.entries(); strings.Join(got, " ") != "fyr-a.conf fyr-b+0-1.conf" {
+	e.wantStatus("after Abandon", slots.Status{Booted: slots.B})
+	if got := e.entries(); strings.Join(got, " ") != "fyr-a.conf" {
 		t.Errorf("entries after Abandon = %v", got)
 	}
 	if got := e.boot(); got != "fyr-a.conf" {

@@ -18,7 +18,10 @@ const (
 	MaxManifestBytes  = 1 << 20
 	MaxSignatureBytes = 4 << 10
 	MaxFiles          = 4096
-	maxNameBytes      = 200
+	// MaxBundleBytes bounds an uploaded bundle: a kernel, an initramfs with Fyr in it and the
+	// boot files come to a few hundred megabytes.
+	MaxBundleBytes = 2 << 30
+	maxNameBytes   = 200
 )
 
 // Names of the two metadata entries that open every bundle.

@@ -110,6 +110,11 @@ func (m *Manager) Apply(ctx context.Context, r io.Reader) (*Installed, error) {
 	if bs.Trial {
 		return nil, ErrTrialRunning
 	}
+	if t := st.Trial; t != nil && t.Started && bs.Booted == t.Slot {
+		// A trial given up but not yet rebooted away from: the inactive slot is the one to
+		// return to, and must not be overwritten.
+		return nil, fmt.Errorf("%w: it was given up (%s); reboot to return to slot %s first", ErrTrialRunning, t.Abandoned, t.From)
+	}
 	br, err := Open(r, m.Keys)
 	if err != nil {
 		return nil, err

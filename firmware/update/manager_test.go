@@ -384,6 +384,17 @@ func TestUpdateRefusals(t *testing.T) {
 	if err := b.m.Rollback(context.Background(), ""); !errors.Is(err, update.ErrNoTrial) {
 		t.Errorf("a second Rollback = %v, want ErrNoTrial", err)
 	}
+	// Given up but not yet rebooted: the inactive slot is the way back and stays untouched.
+	opened := b.l.opened
+	if _, err := b.apply(7); !errors.Is(err, update.ErrTrialRunning) {
+		t.Errorf("Apply after Rollback, before the reboot = %v, want ErrTrialRunning", err)
+	}
+	if b.l.opened != opened {
+		t.Error("Apply after Rollback opened a slot")
+	}
+	b.reboot()
+	b.boot()
+	b.mustApply(7)
 }
 
 func TestUpdateStreamFailsMidway(t *testing.T) {

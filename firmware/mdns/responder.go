@@ -35,8 +35,9 @@ type Responder struct {
 	listen                  func() ([]conn, error)
 	probeWait, announceWait time.Duration
 
-	mu   sync.Mutex
-	name int // the rename suffix in force; 0: none
+	mu sync.Mutex
+	// name is the rename suffix in force; 0: none.
+	name int
 }
 
 // conn is one socket: a Multicast DNS group on one address family.

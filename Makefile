@@ -1,4 +1,4 @@
-# Fyr: make run · make test · make bench · make release · make complement
+# Fyr: make run · make test · make bench · make release · make bundle · make complement
 #
 # The Go toolchain is pinned; machines with an older Go fetch it through the module proxy.
 export GOTOOLCHAIN := go1.27.3
@@ -9,13 +9,16 @@ GO      ?= go
 # mautrix's crypto package needs libolm and cgo). The server itself does not use Olm.
 TAGS    ?= goolm
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS := -s -w -X main.version=$(VERSION)
+# UPDATE_KEYS: comma-separated base64 ed25519 public keys (fyr update keygen prints one) that
+# the binary trusts for system updates; ship two so one can be retired.
+UPDATE_KEYS ?=
+LDFLAGS := -s -w -X main.version=$(VERSION) $(if $(UPDATE_KEYS),-X fyr/firmware/update.BuiltinKeys=$(UPDATE_KEYS))
 DIST    := dist
 SHARED  ?= ../shared
 # Arguments for `fyr serve` under `make run`, e.g. make run ARGS=--open-registration
 ARGS    ?=
 
-.PHONY: all build run test bench netbed release complement clean
+.PHONY: all build run test bench netbed release bundle complement clean
 
 all: build
 
@@ -47,6 +50,15 @@ release:
 	GOOS=linux GOARCH=arm64 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(DIST)/fyr-linux-arm64 ./cmd/fyr
 	GOOS=linux GOARCH=arm GOARM=7 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(DIST)/fyr-linux-armv7 ./cmd/fyr
 	@cd $(DIST) && sha256sum fyr-linux-amd64 fyr-linux-arm64 fyr-linux-armv7 > SHA256SUMS && cat SHA256SUMS
+
+# A signed system update from the slot contents in SLOT (what one A/B slot holds):
+#   make bundle KEY=release.key BUNDLE_VERSION=7 BOARD=raspberrypi,4-model-b [SLOT=dist/slot]
+# The version must be above every one the boxes installed; add more boards with BOARDS="--board …".
+SLOT    ?= $(DIST)/slot
+bundle: build
+	@test -n "$(KEY)" -a -n "$(BUNDLE_VERSION)" -a -n "$(BOARD)" || { echo "set KEY, BUNDLE_VERSION and BOARD, e.g. make bundle KEY=release.key BUNDLE_VERSION=7 BOARD=raspberrypi,4-model-b"; exit 2; }
+	$(DIST)/fyr update sign --key $(KEY) --version $(BUNDLE_VERSION) --label $(VERSION) --board $(BOARD) $(BOARDS) \
+		-o $(DIST)/fyr-$(BUNDLE_VERSION).bundle $(SLOT)
 
 # Conformance: run Complement against Fyr through $(SHARED)/complement-runner (needs root).
 #   make complement COMPLEMENT=<complement mirror or checkout> [RUN='^TestLogin$$']

@@ -3,6 +3,7 @@
 //	fyr serve [flags]           run the homeserver
 //	fyr user add [flags] NAME   create an account (works while the server runs)
 //	fyr keygen [flags]          rotate the signing key, keeping the old one for verification
+//	fyr update COMMAND          signed A/B system updates on a Fyr box (apply, status, sign …)
 //	fyr version                 print the version
 package main
 
@@ -23,6 +24,7 @@ Usage:
   fyr serve [flags]            run the homeserver (fyr serve -h lists every setting)
   fyr user add [flags] NAME    create an account; --admin makes it a server admin
   fyr keygen [flags]           rotate the federation signing key, keeping the old one for verification
+  fyr update COMMAND           signed system updates on a Fyr box: apply, status, verify, sign (fyr update help)
   fyr version                  print the version
 
 Examples:
@@ -61,6 +63,8 @@ func run(ctx context.Context, args []string) error {
 		return runUser(ctx, rest)
 	case "keygen":
 		return runKeygen(ctx, rest)
+	case "update":
+		return runUpdate(ctx, rest)
 	case "version", "--version", "-version":
 		fmt.Println("fyr", version)
 		return nil

@@ -28,9 +28,16 @@ func runServe(ctx context.Context, args []string) error {
 	server.Version = version
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	box, err := applianceBoot(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
 	srv, err := server.New(ctx, cfg, log)
 	if err != nil {
 		return err
+	}
+	if box != nil {
+		srv.SetUpdater(boxUpdater{box})
 	}
 	log.Info("Fyr started", "version", version, "server_name", cfg.ServerName, "config", file,
 		"client_api", srv.ClientURL(), "federation", srv.FederationAddr().String())

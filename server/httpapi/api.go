@@ -61,6 +61,9 @@ type API struct {
 	mux      *http.ServeMux
 	limits   *limiter
 
+	// updates serves POST /_fyr/admin/v1/update once SetUpdater is called (update.go).
+	updates updater
+
 	// the engines of ephemeralRoutes
 	ephemeral *ephemeral.Service
 	reports   *reports.Service

@@ -3,6 +3,7 @@
 //	fyr serve [flags]           run the homeserver
 //	fyr user add [flags] NAME   create an account (works while the server runs)
 //	fyr keygen [flags]          rotate the signing key, keeping the old one for verification
+//	fyr check [flags]           check the database for damage
 //	fyr version                 print the version
 package main
 
@@ -12,6 +13,8 @@ import (
 	"flag"
 	"fmt"
 	"os"
+
+	"fyr/firmware/initd"
 )
 
 // version is stamped by `make release` with -ldflags "-X main.version=…".
@@ -23,6 +26,7 @@ Usage:
   fyr serve [flags]            run the homeserver (fyr serve -h lists every setting)
   fyr user add [flags] NAME    create an account; --admin makes it a server admin
   fyr keygen [flags]           rotate the federation signing key, keeping the old one for verification
+  fyr check [flags]            check the database for damage (SQLite integrity_check)
   fyr version                  print the version
 
 Examples:
@@ -31,6 +35,9 @@ Examples:
 `
 
 func main() {
+	if initd.IsPID1() {
+		initd.Main(initd.Config{Version: version}) // never returns
+	}
 	if err := run(context.Background(), os.Args[1:]); err != nil {
 		if !errors.Is(err, flag.ErrHelp) {
 			fmt.Fprintln(os.Stderr, "fyr:", err)
@@ -61,6 +68,8 @@ func run(ctx context.Context, args []string) error {
 		return runUser(ctx, rest)
 	case "keygen":
 		return runKeygen(ctx, rest)
+	case "check":
+		return runCheck(ctx, rest)
 	case "version", "--version", "-version":
 		fmt.Println("fyr", version)
 		return nil

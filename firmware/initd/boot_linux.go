@@ -147,7 +147,7 @@ func (b *box) boot() {
 		b.checkDatabase()
 	}
 
-	health := watchdog.HTTPHealth(HealthURL)
+	health := watchdog.HTTPHealth(HealthURL, "https"+strings.TrimPrefix(HealthURL, "http"))
 	wd := &watchdog.Watchdog{Health: health, Log: b.log.With("part", "watchdog")}
 	b.keep("watchdog", wd.Run)
 

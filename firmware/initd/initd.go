@@ -35,7 +35,8 @@ const (
 	runningMarker = DataDir + "/log/running"
 	// ClientPort is the client API's port on every interface.
 	ClientPort = "8008"
-	// HealthURL is the homeserver's health endpoint, which the supervisor and watchdog probe.
+	// HealthURL is the homeserver's health endpoint, which the supervisor and watchdog
+	// probe; over https:// too when the operator turns TLS on for the client port.
 	HealthURL = "http://127.0.0.1:" + ClientPort + "/health"
 	// Hostname is the box's host name until configured otherwise.
 	Hostname = "fyr"

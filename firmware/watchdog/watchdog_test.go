@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -192,5 +193,19 @@ func TestHTTPHealth(t *testing.T) {
 	}
 	if err := watchdog.HTTPHealth("http://127.0.0.1:1/health")(context.Background()); err == nil {
 		t.Error("HTTPHealth succeeded with nothing listening")
+	}
+}
+
+// TestHTTPHealthOverTLS: with TLS on the client port, the https:// URL answers.
+func TestHTTPHealthOverTLS(t *testing.T) {
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("OK")) }))
+	t.Cleanup(srv.Close)
+	host := strings.TrimPrefix(srv.URL, "https://")
+	check := watchdog.HTTPHealth("http://"+host+"/health", "https://"+host+"/health")
+	if err := check(context.Background()); err != nil {
+		t.Errorf("HTTPHealth on a TLS port = %v", err)
+	}
+	if err := watchdog.HTTPHealth("http://" + host + "/health")(context.Background()); err == nil {
+		t.Error("plain HTTP to a TLS port counted as healthy")
 	}
 }

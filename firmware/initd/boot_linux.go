@@ -10,10 +10,8 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"runtime/debug"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -28,17 +26,14 @@ import (
 
 // box is the running PID 1.
 type box struct {
+	parts
 	cfg     Config
-	log     *slog.Logger
 	sink    *logSink
 	reaper  *reaper
 	cmdline map[string]string
 	ring    *ringlog.Log
 
-	ctx    context.Context
 	cancel context.CancelFunc
-	// wg waits for the long-running parts at shutdown.
-	wg sync.WaitGroup
 	// stoppedClean is set when the supervisor stopped the homeserver at shutdown.
 	stoppedClean atomic.Bool
 }
@@ -72,36 +67,6 @@ func Main(cfg Config) {
 // Reboot asks PID 1 for a clean reboot: the homeserver is stopped, the data disk unmounted.
 // It returns at once; the box reboots moments later.
 func Reboot() error { return unix.Kill(1, unix.SIGTERM) }
-
-// protect runs fn, turning a panic into a log line: PID 1 must not die.
-func (b *box) protect(name string, fn func()) {
-	defer func() {
-		if p := recover(); p != nil {
-			b.log.Error("recovered from a panic", "in", name, "panic", p, "stack", string(debug.Stack()))
-		}
-	}()
-	fn()
-}
-
-// keep runs fn in a goroutine until ctx ends, starting it again a second after it panics
-// or returns early.
-func (b *box) keep(name string, fn func(ctx context.Context) error) {
-	b.wg.Add(1)
-	go func() {
-		defer b.wg.Done()
-		for b.ctx.Err() == nil {
-			b.protect(name, func() {
-				if err := fn(b.ctx); err != nil {
-					b.log.Error("stopped with an error", "part", name, "err", err)
-				}
-			})
-			select {
-			case <-b.ctx.Done():
-			case <-time.After(time.Second):
-			}
-		}
-	}()
-}
 
 // boot brings the box up:
 //   - mounts /proc, /sys, /dev, /run and /tmp

@@ -2,14 +2,20 @@ package initd
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
+	"time"
 )
 
 func TestParseCmdline(t *testing.T) {
@@ -129,3 +135,46 @@ func TestLogSinkKeepsEarlyOutputForTheRing(t *testing.T) {
 type failWriter struct{}
 
 func (failWriter) Write([]byte) (int, error) { return 0, errors.New("console gone") }
+
+func TestPartsRestartAfterPanicOnly(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var logs bytes.Buffer
+	p := &parts{log: slog.New(slog.NewTextHandler(&lockedWriter{w: &logs}, nil)), ctx: ctx, restartDelay: time.Millisecond}
+	var panics, returns atomic.Int32
+	restarted := make(chan struct{})
+	p.keep("flaky", func(ctx context.Context) error {
+		if panics.Add(1) <= 2 {
+			panic("boom")
+		}
+		close(restarted)
+		<-ctx.Done()
+		return nil
+	})
+	p.keep("done", func(context.Context) error {
+		returns.Add(1)
+		return errors.New("no watchdog")
+	})
+	<-restarted
+	cancel()
+	p.wg.Wait()
+	if got := panics.Load(); got != 3 {
+		t.Errorf("a part that panicked twice ran %d times, want 3", got)
+	}
+	if got := returns.Load(); got != 1 {
+		t.Errorf("a part that returned ran %d times, want once", got)
+	}
+	if !strings.Contains(logs.String(), "recovered from a panic") || !strings.Contains(logs.String(), "no watchdog") {
+		t.Errorf("log:\n%s", logs.String())
+	}
+}
+
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}

@@ -1,4 +1,4 @@
-# Fyr: make run · make test · make bench · make release · make bundle · make complement
+# Fyr: make run · make test · make bench · make release · make bundle · make image · make complement
 #
 # The Go toolchain is pinned; machines with an older Go fetch it through the module proxy.
 export GOTOOLCHAIN := go1.27.3
@@ -17,8 +17,10 @@ DIST    := dist
 SHARED  ?= ../shared
 # Arguments for `fyr serve` under `make run`, e.g. make run ARGS=--open-registration
 ARGS    ?=
+# The board of make image and make image-test: qemu-arm64, rpi4 or uefi-arm64.
+BOARD   ?= qemu-arm64
 
-.PHONY: all build run test bench netbed release bundle complement clean
+.PHONY: all build run test bench netbed release bundle image image-test complement clean
 
 all: build
 
@@ -52,13 +54,24 @@ release:
 	@cd $(DIST) && sha256sum fyr-linux-amd64 fyr-linux-arm64 fyr-linux-armv7 > SHA256SUMS && cat SHA256SUMS
 
 # A signed system update from the slot contents in SLOT (what one A/B slot holds):
-#   make bundle KEY=release.key BUNDLE_VERSION=7 BOARD=raspberrypi,4-model-b [SLOT=dist/slot]
+#   make bundle KEY=release.key BUNDLE_VERSION=7 BUNDLE_BOARD=raspberrypi,4-model-b [SLOT=dist/slot]
 # The version must be above every one the boxes installed; add more boards with BOARDS="--board …".
 SLOT    ?= $(DIST)/slot
 bundle: build
-	@test -n "$(KEY)" -a -n "$(BUNDLE_VERSION)" -a -n "$(BOARD)" || { echo "set KEY, BUNDLE_VERSION and BOARD, e.g. make bundle KEY=release.key BUNDLE_VERSION=7 BOARD=raspberrypi,4-model-b"; exit 2; }
-	$(DIST)/fyr update sign --key $(KEY) --version $(BUNDLE_VERSION) --label $(VERSION) --board $(BOARD) $(BOARDS) \
+	@test -n "$(KEY)" -a -n "$(BUNDLE_VERSION)" -a -n "$(BUNDLE_BOARD)" || { echo "set KEY, BUNDLE_VERSION and BUNDLE_BOARD, e.g. make bundle KEY=release.key BUNDLE_VERSION=7 BUNDLE_BOARD=raspberrypi,4-model-b"; exit 2; }
+	$(DIST)/fyr update sign --key $(KEY) --version $(BUNDLE_VERSION) --label $(VERSION) --board $(BUNDLE_BOARD) $(BOARDS) \
 		-o $(DIST)/fyr-$(BUNDLE_VERSION).bundle $(SLOT)
+# A bootable image for BOARD in $(DIST)/images/BOARD (see images/README.md). Downloads are
+# pinned in images/pins and cached in ~/.cache/fyr-images.
+image:
+	@test -f images/$(BOARD)/build.sh || { echo "unknown BOARD=$(BOARD); try qemu-arm64, rpi4 or uefi-arm64"; exit 2; }
+	GO="$(GO)" VERSION=$(VERSION) sh images/$(BOARD)/build.sh $(DIST)/images/$(BOARD)
+
+# Build the image, then boot it under qemu (TCG) and check it: first answer, a power cut
+# in a burst of messages, and on UEFI the A/B slots. Needs the tools .ci/run installs.
+image-test: image
+	FYR_BOOTTEST_BOARD=$(BOARD) FYR_BOOTTEST_IMAGE=$(abspath $(DIST)/images/$(BOARD)) \
+		$(GO) test -count=1 -v -timeout 30m ./images/boottest/
 
 # Conformance: run Complement against Fyr through $(SHARED)/complement-runner (needs root).
 #   make complement COMPLEMENT=<complement mirror or checkout> [RUN='^TestLogin$$']

@@ -57,5 +57,5 @@
 // "version 1", and slot a's files in fyr/a/: fyr.efi (a unified kernel image), or vmlinuz
 // with initrd.img, plus cmdline.txt, whose options get fyr.slot=a appended.
 //
-// A bundle is `make bundle KEY=… BUNDLE_VERSION=… BOARD=… SLOT=dir` over such a slot's files.
+// A bundle is `make bundle KEY=… BUNDLE_VERSION=… BUNDLE_BOARD=… SLOT=dir` over such a slot's files.
 package firmware

@@ -4,6 +4,7 @@
 //	fyr user add [flags] NAME   create an account (works while the server runs)
 //	fyr keygen [flags]          rotate the signing key, keeping the old one for verification
 //	fyr update COMMAND          signed A/B system updates on a Fyr box (apply, status, sign …)
+//	fyr check [flags]           check the database for damage
 //	fyr version                 print the version
 package main
 
@@ -13,6 +14,8 @@ import (
 	"flag"
 	"fmt"
 	"os"
+
+	"fyr/firmware/initd"
 )
 
 // version is stamped by `make release` with -ldflags "-X main.version=…".
@@ -25,6 +28,7 @@ Usage:
   fyr user add [flags] NAME    create an account; --admin makes it a server admin
   fyr keygen [flags]           rotate the federation signing key, keeping the old one for verification
   fyr update COMMAND           signed system updates on a Fyr box: apply, status, verify, sign (fyr update help)
+  fyr check [flags]            check the database for damage (SQLite integrity_check)
   fyr version                  print the version
 
 Examples:
@@ -33,6 +37,9 @@ Examples:
 `
 
 func main() {
+	if initd.IsPID1() {
+		initd.Main(initd.Config{Version: version}) // never returns
+	}
 	if err := run(context.Background(), os.Args[1:]); err != nil {
 		if !errors.Is(err, flag.ErrHelp) {
 			fmt.Fprintln(os.Stderr, "fyr:", err)
@@ -65,6 +72,8 @@ func run(ctx context.Context, args []string) error {
 		return runKeygen(ctx, rest)
 	case "update":
 		return runUpdate(ctx, rest)
+	case "check":
+		return runCheck(ctx, rest)
 	case "version", "--version", "-version":
 		fmt.Println("fyr", version)
 		return nil

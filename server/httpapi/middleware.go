@@ -17,6 +17,8 @@ type requestInfo struct {
 	id   string
 	user string
 	err  *Error
+	// quiet lowers a successful request's log line to debug (health probes).
+	quiet bool
 }
 
 type requestInfoKey struct{}
@@ -88,6 +90,9 @@ func (a *API) middleware(next http.Handler) http.Handler {
 
 func (a *API) logRequest(r *http.Request, w *statusWriter, info *requestInfo, d time.Duration) {
 	level := slog.LevelInfo
+	if info.quiet {
+		level = slog.LevelDebug
+	}
 	attrs := []slog.Attr{
 		slog.String("request_id", info.id),
 		slog.String("method", r.Method),

@@ -8,6 +8,7 @@ func (a *API) routes() {
 	a.handle("GET /_matrix/client/versions", a.versions)
 	a.handle("GET /.well-known/matrix/client", a.wellKnownClient)
 	a.handle("GET /.well-known/matrix/server", a.wellKnownServer)
+	a.healthRoutes()
 
 	a.client("GET /login", a.loginFlows)
 	a.client("POST /login", a.rateLimited("login", a.login))

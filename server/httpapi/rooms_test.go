@@ -177,6 +177,11 @@ func TestRoomRefusals(t *testing.T) {
 		}(), "M_NOT_FOUND", 404},
 		{"not a member", func() error { _, err := eve.SendText(ctx, room, "x"); return err }(), "M_FORBIDDEN", 403},
 		{"join invite-only", func() error { _, err := eve.JoinRoomByID(ctx, room); return err }(), "M_FORBIDDEN", 403},
+		{"creator listed in a v12 override", func() error {
+			_, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{RoomVersion: "12",
+				PowerLevelOverride: &event.PowerLevelsEventContent{Users: map[id.UserID]int{alice.UserID: 100}}})
+			return err
+		}(), "M_BAD_JSON", 400},
 		{"bad version", func() error {
 			_, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{RoomVersion: "99"})
 			return err

@@ -178,6 +178,19 @@ func (e *Engine) buildRoom(ctx context.Context, creator id.UserID, req *CreateRe
 		if len(additional) > 0 {
 			create["additional_creators"] = additional
 		}
+		// Creators hold unlimited power and must not be listed (MSC4289): a request that
+		// lists them is the client's mistake, not a refusal by the room's rules.
+		if raw, ok := req.PowerOverride["users"]; ok {
+			var users map[id.UserID]json.RawMessage
+			if err := json.Unmarshal(raw, &users); err != nil {
+				return nil, fmt.Errorf("%w: power_level_content_override.users must be an object", ErrBadJSON)
+			}
+			for _, u := range append([]id.UserID{creator}, additional...) {
+				if _, listed := users[u]; listed {
+					return nil, fmt.Errorf("%w: %s creates the room and has unlimited power in room version %s; power_level_content_override must not list room creators", ErrBadJSON, u, version)
+				}
+			}
+		}
 	}
 	createJSON, err := json.Marshal(create)
 	if err != nil {

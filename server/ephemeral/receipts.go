@@ -245,8 +245,14 @@ func (s *Service) ReceiptsSince(ctx context.Context, roomIDs []id.RoomID, since,
 			c = event.ReceiptEventContent{}
 			out[id.RoomID(r.RoomID)] = c
 		}
-		c.Set(id.EventID(r.EventID), event.ReceiptType(r.Type), id.UserID(r.UserID),
-			event.ReadReceipt{Timestamp: time.UnixMilli(r.TS), ThreadID: event.ThreadID(r.ThreadID)})
+		// The content holds one receipt per event, type and user; when a user has both an
+		// unthreaded and a threaded receipt at the same event, the unthreaded one is sent
+		// (MSC4102), as it says more: everything up to the event is read.
+		evID, typ, user := id.EventID(r.EventID), event.ReceiptType(r.Type), id.UserID(r.UserID)
+		if had, ok := c[evID][typ][user]; ok && had.ThreadID == "" && r.ThreadID != "" {
+			continue
+		}
+		c.Set(evID, typ, user, event.ReadReceipt{Timestamp: time.UnixMilli(r.TS), ThreadID: event.ThreadID(r.ThreadID)})
 	}
 	return out, nil
 }

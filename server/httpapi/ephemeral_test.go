@@ -344,6 +344,18 @@ func TestReceipts(t *testing.T) {
 		receiptAt(all, bob.UserID, event.ReceiptTypeRead, string(root)) != react.EventID {
 		t.Errorf("bob's receipts: %v; want unthreaded on m2, main on m3, thread on the reaction", all)
 	}
+	// An unthreaded and a threaded receipt on the same event: the unthreaded one is what
+	// the content carries, whichever came last (MSC4102).
+	mark, _ := s.DB.StreamPos(ctx)
+	if err := bob.SendReceipt(ctx, room, react.EventID, event.ReceiptTypeRead, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := bob.SendReceipt(ctx, room, react.EventID, event.ReceiptTypeRead, &mautrix.ReqSendReceipt{ThreadID: string(root)}); err != nil {
+		t.Fatal(err)
+	}
+	if got := receiptsFor(t, s, room, mark, alice.UserID); receiptAt(got, bob.UserID, event.ReceiptTypeRead, "") != react.EventID {
+		t.Errorf("unthreaded and threaded receipts on one event: %v; want the unthreaded one", got)
+	}
 	// Bob has read up to m3, privately.
 	ev3, err := s.DB.EventByID(ctx, string(m3))
 	if err != nil {

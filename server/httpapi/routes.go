@@ -48,6 +48,7 @@ func (a *API) routes() {
 	a.userdataRoutes()
 	a.e2eeRoutes()
 	a.syncRoutes()
+	a.slidingSyncRoutes()
 
 	a.handle("GET /_synapse/admin/v1/register", a.sharedSecretNonce)
 	a.handle("POST /_synapse/admin/v1/register", a.rateLimited("login", a.sharedSecretRegister))

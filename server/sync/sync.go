@@ -78,6 +78,7 @@ type Engine struct {
 	log      *slog.Logger
 	notifier *Notifier
 	lazy     *lazyCache
+	sliding  *sliding
 	waiting  atomic.Int64
 }
 
@@ -94,7 +95,8 @@ func New(db *storage.DB, roomsEngine *rooms.Engine, opt Options) *Engine {
 		opt.Workers = DefaultWorkers
 	}
 	return &Engine{db: db, rooms: roomsEngine, opt: opt, log: opt.Log,
-		notifier: NewNotifier(db, opt.ServerName, opt.Log), lazy: newLazyCache(DefaultLazyDevices)}
+		notifier: NewNotifier(db, opt.ServerName, opt.Log), lazy: newLazyCache(DefaultLazyDevices),
+		sliding: newSliding(time.Now)}
 }
 
 // Notifier is the engine's notifier.

@@ -831,3 +831,99 @@ func TestSlidingSyncAdvertised(t *testing.T) {
 		t.Errorf("/versions = %d %s, want org.matrix.simplified_msc3575", status, body)
 	}
 }
+
+// Element X keeps a second connection for end-to-end encryption: no lists, only the
+// to-device and e2ee extensions.
+func TestSlidingSyncEncryptionConnection(t *testing.T) {
+	ctx := context.Background()
+	s := servertest.Start(t, servertest.OpenRegistration)
+	alice := s.Register(t, "alice", "correct horse battery")
+	bob := s.Register(t, "bob", "correct horse battery")
+	room := mustCreate(t, alice, &mautrix.ReqCreateRoom{Preset: "public_chat"})
+	if _, err := bob.JoinRoomByID(ctx, room); err != nil {
+		t.Fatal(err)
+	}
+	conn := newSSConn(t, s, bob, map[string]any{"conn_id": "encryption", "extensions": map[string]any{
+		"to_device": map[string]any{"enabled": true}, "e2ee": map[string]any{"enabled": true}}})
+	r := conn.next(0)
+	if len(r.Rooms) != 0 || r.Lists != nil || r.Extensions.E2EE == nil || r.Extensions.E2EE.DeviceLists != nil || r.Extensions.AccountData != nil {
+		t.Fatalf("initial encryption connection: %+v", r)
+	}
+
+	// Alice's new device keys wake it with alice in device_lists.changed.
+	ch := conn.wait()
+	pub, priv := e2eeKeyPair()
+	st, body := e2eeCall(t, s, alice, "POST", "/keys/upload", map[string]any{"device_keys": e2eeDeviceKeys(t, alice, pub, priv)})
+	e2eeWant(t, "alice's key upload", st, body, 200, "")
+	r = <-ch
+	if e := r.Extensions.E2EE; e == nil || e.DeviceLists == nil || !slices.Contains(e.DeviceLists.Changed, alice.UserID) {
+		t.Errorf("after alice's key upload: %+v", r.Extensions.E2EE)
+	}
+	// Bob's one-time keys count.
+	st, body = e2eeCall(t, s, bob, "POST", "/keys/upload", map[string]any{"one_time_keys": map[string]any{
+		"signed_curve25519:AAAAAQ": map[string]any{"key": e2eeCurve25519(t)}}})
+	e2eeWant(t, "bob's one-time key", st, body, 200, "")
+	if r := conn.next(0); r.Extensions.E2EE.Counts["signed_curve25519"] != 1 {
+		t.Errorf("one-time key counts = %v", r.Extensions.E2EE.Counts)
+	}
+	// A message in the room does not answer a connection that asks for no rooms.
+	ch = conn.wait()
+	if _, err := alice.SendText(ctx, room, "not for this connection"); err != nil {
+		t.Fatal(err)
+	}
+	_, err := alice.SendToDevice(ctx, event.Type{Type: "m.test", Class: event.ToDeviceEventType}, &mautrix.ReqSendToDevice{
+		Messages: map[id.UserID]map[id.DeviceID]*event.Content{bob.UserID: {"*": {Raw: map[string]any{"n": 2}}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r = <-ch
+	if len(r.Rooms) != 0 || len(r.Extensions.ToDevice.Events) != 1 {
+		t.Errorf("woke with rooms %v and to-device %s", roomIDs(r.Rooms), r.Extensions.ToDevice.Events)
+	}
+}
+
+// A connection ends when the server restarts, and when the device opens more connections
+// than it may keep: its pos answers M_UNKNOWN_POS, and the client starts again without one.
+func TestSlidingSyncConnectionsEnd(t *testing.T) {
+	ctx := context.Background()
+	s := servertest.Start(t, servertest.OpenRegistration)
+	alice := s.Register(t, "alice", "correct horse battery")
+	room := mustCreate(t, alice, &mautrix.ReqCreateRoom{Name: "Kept"})
+	conn := newSSConn(t, s, alice, listBody(0, 9, 1, [2]string{"m.room.name", ""}))
+	conn.next(0)
+	unknown := func(what string) {
+		t.Helper()
+		status, body, err := conn.post("?pos="+url.QueryEscape(conn.pos), []byte(`{}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantStatus(t, what, status, body, 400, "M_UNKNOWN_POS")
+	}
+
+	var others []*ssConn
+	for i := range 10 {
+		o := newSSConn(t, s, alice, map[string]any{"conn_id": fmt.Sprintf("c%d", i)})
+		o.next(0)
+		others = append(others, o)
+	}
+	unknown("the pos of the device's least recently used connection, after ten more")
+	if r := others[9].next(0); len(r.Rooms) != 0 {
+		t.Errorf("the newest connection: %v", roomIDs(r.Rooms))
+	}
+
+	conn.pos = ""
+	conn.next(0)
+	s.Restart(t)
+	alice.HomeserverURL, _ = url.Parse(s.URL)
+	unknown("a pos from before a restart")
+	conn.pos = ""
+	if r := conn.next(0); r.Rooms[room] == nil || !r.Rooms[room].Initial {
+		t.Errorf("starting again after the restart: %v", roomIDs(r.Rooms))
+	}
+	if _, err := alice.SendText(ctx, room, "after"); err != nil {
+		t.Fatal(err)
+	}
+	if r := conn.next(0); r.Rooms[room] == nil || len(r.Rooms[room].Timeline) != 1 {
+		t.Errorf("the new connection goes on: %v", roomIDs(r.Rooms))
+	}
+}

@@ -134,7 +134,25 @@ func (e *Engine) slidingBuild(ctx context.Context, req *SlidingRequest, cfg *sli
 	from *Token, to Token) (*SlidingResponse, *connState, error) {
 	resp := &SlidingResponse{Rooms: map[id.RoomID]*SlidingRoomResult{}}
 	next := base.clone()
-	set, err := e.userRooms(ctx, req.User, from, to)
+	if len(cfg.lists) == 0 && len(cfg.subs) == 0 {
+		// No rooms asked for (Element X keeps a connection for the to-device and e2ee
+		// extensions alone): nothing about rooms is read, and the rooms sent before all
+		// count as behind, in case a later request asks for them again.
+		x := &slidingExt{e: e, req: req, cfg: cfg, set: &roomSet{all: map[id.RoomID]*userRoom{}}, resp: resp,
+			from: from, to: to, touched: map[id.RoomID]bool{}}
+		if err := x.build(ctx); err != nil {
+			return nil, nil, err
+		}
+		for r, s := range next.rooms {
+			if from != nil && s.behind == 0 {
+				behind := *s
+				behind.behind = from.Pos
+				next.rooms[r] = &behind
+			}
+		}
+		return resp, next, nil
+	}
+	set, err := e.userRooms(ctx, req.User, base.index, from, to)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -169,22 +187,8 @@ func (e *Engine) slidingBuild(ctx context.Context, req *SlidingRequest, cfg *sli
 		}
 	}
 
-	// The rooms with events (or a membership change of the user) since from.
-	active := map[id.RoomID]bool{}
-	if from != nil {
-		ws, err := e.db.RoomsWithEvents(ctx, string(req.User), from.Pos, to.Pos)
-		if err != nil {
-			return nil, nil, err
-		}
-		for _, w := range ws {
-			active[id.RoomID(w.RoomID)] = true
-		}
-		for r, ur := range set.all {
-			if ur.changed {
-				active[r] = true
-			}
-		}
-	}
+	active := set.active
+	next.index = set.index
 
 	plans := slidingPlans(set, relevant, active, base, from)
 	results := make([]*SlidingRoomResult, len(plans))
@@ -208,7 +212,7 @@ func (e *Engine) slidingBuild(ctx context.Context, req *SlidingRequest, cfg *sli
 	}
 
 	x := &slidingExt{e: e, req: req, cfg: cfg, set: set, resp: resp, plans: plans, inList: inList,
-		from: from, to: to, touched: map[id.RoomID]bool{}}
+		from: from, to: to, sent: base.rooms, touched: map[id.RoomID]bool{}}
 	if err := x.build(ctx); err != nil {
 		return nil, nil, err
 	}

@@ -74,6 +74,8 @@ type connState struct {
 	// issued is the token of the pos this state was handed out with.
 	issued Token
 	rooms  map[id.RoomID]*sentRoom
+	// index is the user's rooms as of issued, when the connection has lists or subscriptions.
+	index *roomIndex
 }
 
 // sentRoom is what a connection has sent of one room.
@@ -94,7 +96,7 @@ type sentRoom struct {
 }
 
 func (s *connState) clone() *connState {
-	return &connState{rooms: maps.Clone(s.rooms)}
+	return &connState{rooms: maps.Clone(s.rooms), index: s.index}
 }
 
 type connKey struct {

@@ -9,11 +9,12 @@ import (
 	"maunium.net/go/mautrix/id"
 )
 
-// RoomReceiptSource is a ReceiptSource that can also answer for some rooms only. Sliding
-// sync uses it for the rooms it sends whole, so that it does not read the receipts of every
-// room the user is in; without it, it reads them all and keeps the rooms it needs.
+// RoomReceiptSource is a ReceiptSource that can also answer for some rooms only, which
+// sliding sync asks for the rooms of its window; without it, sliding sync reads the receipts
+// of every room the user is in and keeps those it needs.
 type RoomReceiptSource interface {
-	// RoomReceipts is Receipts for the given rooms only.
+	// RoomReceipts is Receipts for the given rooms only; the caller has checked that the
+	// user is joined to them.
 	RoomReceipts(ctx context.Context, user id.UserID, rooms []id.RoomID, since, to int64) (map[id.RoomID]json.RawMessage, error)
 }
 
@@ -32,6 +33,8 @@ type slidingExt struct {
 	inList map[string][]id.RoomID
 	from   *Token
 	to     Token
+	// sent is what the connection had sent before this response.
+	sent map[id.RoomID]*sentRoom
 	// touched are the rooms whose receipts or account data changed since from: those the
 	// client was not sent fall behind.
 	touched map[id.RoomID]bool
@@ -202,13 +205,22 @@ func (x *slidingExt) receipts(ctx context.Context, re *RoomExtension) error {
 	scope := x.scope(re)
 	fresh, behind := x.split(scope)
 	if x.from != nil {
-		live, err := x.e.opt.Receipts.Receipts(ctx, x.req.User, x.from.Pos, x.to.Pos)
+		// What changed since from in the rooms of the window, and in the other rooms the
+		// client has (those fall behind).
+		var rooms []id.RoomID
+		for r, ur := range x.set.all {
+			_, b := behind[r]
+			if ur.m.Membership == "join" && !fresh[r] && !b && (scope[r] || x.sent[r] != nil && x.sent[r].behind == 0) {
+				rooms = append(rooms, r)
+			}
+		}
+		live, err := x.roomReceipts(ctx, rooms, x.from.Pos)
 		if err != nil {
 			return err
 		}
 		for r, ev := range live {
 			x.touched[r] = true
-			if _, b := behind[r]; scope[r] && !fresh[r] && !b {
+			if scope[r] {
 				res.Rooms[r] = ev
 			}
 		}
@@ -249,8 +261,19 @@ func (x *slidingExt) receipts(ctx context.Context, re *RoomExtension) error {
 	return nil
 }
 
-// roomReceipts reads the receipts of some rooms that changed in (since, to].
+// roomReceipts reads the receipts that changed in (since, to] in those of rooms the user is
+// joined to.
 func (x *slidingExt) roomReceipts(ctx context.Context, rooms []id.RoomID, since int64) (map[id.RoomID]json.RawMessage, error) {
+	joined := rooms[:0:0]
+	for _, r := range rooms {
+		if ur := x.set.all[r]; ur != nil && ur.m.Membership == "join" {
+			joined = append(joined, r)
+		}
+	}
+	rooms = joined
+	if len(rooms) == 0 {
+		return nil, nil
+	}
 	if rs, ok := x.e.opt.Receipts.(RoomReceiptSource); ok {
 		return rs.RoomReceipts(ctx, x.req.User, rooms, since, x.to.Pos)
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	stdsync "sync"
 
@@ -42,6 +43,10 @@ type roomSet struct {
 	listed []*userRoom
 	// dm are the rooms m.direct names.
 	dm map[id.RoomID]bool
+	// active are the rooms with events, or a membership change of the user, since from.
+	active map[id.RoomID]bool
+	// index is what the next request of the connection starts from.
+	index *roomIndex
 	// filter data, loaded when a list first needs it.
 	kinds map[int64]storage.RoomKind
 	// encryption says kinds tells encrypted rooms for sure.
@@ -50,52 +55,76 @@ type roomSet struct {
 	spaces     map[id.RoomID]map[id.RoomID]bool
 }
 
+// roomIndex is the user's memberships as of a position, with what ordering them needs. It
+// is kept with a connection's state, so that the next request reads only what changed
+// since: the rooms with events, and the user's membership changes. Never modify one.
+type roomIndex struct {
+	at    int64
+	rooms map[id.RoomID]*indexedRoom
+}
+
+type indexedRoom struct {
+	m storage.SyncMembership
+	// sender sent the membership event; it is read for invites and leaves only.
+	sender string
+	// bump is the room's bump_stamp as of the index's position.
+	bump int64
+}
+
 // userRooms reads the user's rooms as of to, what changed of their memberships since from,
 // and sorts the rooms lists draw from by activity (bump_stamp, then newest room first).
-func (e *Engine) userRooms(ctx context.Context, user id.UserID, from *Token, to Token) (*roomSet, error) {
-	ms, err := e.db.MembershipsAt(ctx, string(user), to.Pos)
-	if err != nil {
-		return nil, err
-	}
-	forgotten, err := e.db.ForgottenRooms(ctx, string(user))
-	if err != nil {
-		return nil, err
-	}
-	// The user's membership changes in (from, to], and their membership at from where it
-	// changed.
-	changes := map[string][]storage.SyncMembership{}
-	before := map[string]string{}
+// prev, the index of the request's connection state, saves reading what did not change.
+func (e *Engine) userRooms(ctx context.Context, user id.UserID, prev *roomIndex, from *Token, to Token) (*roomSet, error) {
+	set := &roomSet{active: map[id.RoomID]bool{}}
+	// The user's membership changes in (from, to], and the rooms with events in it.
+	changes := map[id.RoomID][]storage.SyncMembership{}
 	if from != nil {
 		cs, err := e.db.MembershipChanges(ctx, string(user), from.Pos, to.Pos)
 		if err != nil {
 			return nil, err
 		}
-		var ids []string
 		for _, c := range cs {
-			if changes[c.RoomID] == nil {
-				ids = append(ids, c.RoomID)
-			}
-			changes[c.RoomID] = append(changes[c.RoomID], c)
+			changes[id.RoomID(c.RoomID)] = append(changes[id.RoomID(c.RoomID)], c)
+			set.active[id.RoomID(c.RoomID)] = true
 		}
-		if len(ids) > 0 {
-			prev, err := e.db.RoomMembershipsAt(ctx, string(user), from.Pos, ids)
+		ws, err := e.db.RoomsWithEvents(ctx, string(user), from.Pos, to.Pos)
+		if err != nil {
+			return nil, err
+		}
+		for _, w := range ws {
+			set.active[id.RoomID(w.RoomID)] = true
+		}
+	}
+	// Each room's membership at from, where it changed.
+	before := map[id.RoomID]string{}
+	var err error
+	if from != nil && prev != nil && prev.at == from.Pos {
+		for r := range changes {
+			if ir := prev.rooms[r]; ir != nil {
+				before[r] = ir.m.Membership
+			}
+		}
+		set.index, err = e.advanceIndex(ctx, prev, changes, set.active, to)
+	} else {
+		if len(changes) > 0 {
+			ids := make([]string, 0, len(changes))
+			for r := range changes {
+				ids = append(ids, string(r))
+			}
+			ms, err := e.db.RoomMembershipsAt(ctx, string(user), from.Pos, ids)
 			if err != nil {
 				return nil, err
 			}
-			for _, p := range prev {
-				before[p.RoomID] = p.Membership
+			for _, m := range ms {
+				before[id.RoomID(m.RoomID)] = m.Membership
 			}
 		}
+		set.index, err = e.readIndex(ctx, user, to)
 	}
-	// Who sent the invites (ignored inviters are hidden) and the leaves (a kick stays
-	// listed, the user's own leave does not).
-	var need []int64
-	for _, m := range ms {
-		if m.Membership == "invite" || m.Membership == "leave" {
-			need = append(need, m.EventNID)
-		}
+	if err != nil {
+		return nil, err
 	}
-	senders, err := e.db.EventSenders(ctx, need)
+	forgotten, err := e.db.ForgottenRooms(ctx, string(user))
 	if err != nil {
 		return nil, err
 	}
@@ -104,45 +133,33 @@ func (e *Engine) userRooms(ctx context.Context, user id.UserID, from *Token, to 
 		ignored = e.opt.Ignored(ctx, user)
 	}
 
-	set := &roomSet{all: make(map[id.RoomID]*userRoom, len(ms))}
-	var joined []int64
-	for _, m := range ms {
+	set.all = make(map[id.RoomID]*userRoom, len(set.index.rooms))
+	for r, ir := range set.index.rooms {
+		m := ir.m
 		if forgotten[m.RoomNID] && (m.Membership == "leave" || m.Membership == "ban") {
 			continue
 		}
-		ur := &userRoom{m: m, id: id.RoomID(m.RoomID), bump: max(m.StreamPos, 0)}
-		es := changes[m.RoomID]
+		ur := &userRoom{m: m, id: r, bump: ir.bump}
+		es := changes[r]
 		ur.changed = len(es) > 0
 		if m.Membership == "join" && ur.changed {
-			stayed := before[m.RoomID] == "join"
+			stayed := before[r] == "join"
 			for i := 0; i+1 < len(es); i++ {
 				stayed = stayed && es[i].Membership == "join"
 			}
 			ur.newlyJoined = !stayed
 		}
 		switch m.Membership {
-		case "join":
-			ur.listed = true
-			joined = append(joined, m.RoomNID)
-		case "knock", "ban":
+		case "join", "knock", "ban":
 			ur.listed = true
 		case "invite":
-			ur.listed = !ignored[id.UserID(senders[m.EventNID])]
+			ur.listed = !ignored[id.UserID(ir.sender)]
 		case "leave":
-			ur.listed = senders[m.EventNID] != string(user) || ur.changed
+			ur.listed = ir.sender != string(user) || ur.changed
 		}
-		set.all[ur.id] = ur
+		set.all[r] = ur
 		if ur.listed {
 			set.listed = append(set.listed, ur)
-		}
-	}
-	bumps, err := e.db.BumpStamps(ctx, joined, BumpTypes, to.Pos)
-	if err != nil {
-		return nil, err
-	}
-	for _, ur := range set.listed {
-		if b, ok := bumps[ur.m.RoomNID]; ok && ur.m.Membership == "join" {
-			ur.bump = b
 		}
 	}
 	slices.SortFunc(set.listed, func(a, b *userRoom) int {
@@ -356,4 +373,73 @@ func (c *kindCache) get(ctx context.Context, db *storage.DB, nids []int64, encry
 		}
 	}
 	return out, nil
+}
+
+// readIndex reads the user's memberships as of to whole: for a new connection, or one whose
+// state has no index yet.
+func (e *Engine) readIndex(ctx context.Context, user id.UserID, to Token) (*roomIndex, error) {
+	ms, err := e.db.MembershipsAt(ctx, string(user), to.Pos)
+	if err != nil {
+		return nil, err
+	}
+	idx := &roomIndex{at: to.Pos, rooms: make(map[id.RoomID]*indexedRoom, len(ms))}
+	for _, m := range ms {
+		idx.rooms[id.RoomID(m.RoomID)] = &indexedRoom{m: m, bump: max(m.StreamPos, 0)}
+	}
+	return idx, e.completeIndex(ctx, idx, idx.rooms, to)
+}
+
+// advanceIndex moves an index at from on to to: the rooms whose membership changed take
+// their newest change, and the joined rooms with events their new bump_stamp. The rooms it
+// does not touch are shared with prev.
+func (e *Engine) advanceIndex(ctx context.Context, prev *roomIndex, changes map[id.RoomID][]storage.SyncMembership,
+	active map[id.RoomID]bool, to Token) (*roomIndex, error) {
+	idx := &roomIndex{at: to.Pos, rooms: maps.Clone(prev.rooms)}
+	touched := map[id.RoomID]*indexedRoom{}
+	for r := range active {
+		ir := idx.rooms[r]
+		if es := changes[r]; len(es) > 0 {
+			last := es[len(es)-1]
+			ir = &indexedRoom{m: last, bump: max(last.StreamPos, 0)}
+		} else if ir != nil {
+			copied := *ir
+			ir = &copied
+		}
+		if ir != nil {
+			idx.rooms[r] = ir
+			touched[r] = ir
+		}
+	}
+	return idx, e.completeIndex(ctx, idx, touched, to)
+}
+
+// completeIndex reads what the rooms of todo lack: the senders of invites and leaves, and the
+// bump_stamps of joined rooms (a joined room without a bump event keeps its membership's).
+func (e *Engine) completeIndex(ctx context.Context, idx *roomIndex, todo map[id.RoomID]*indexedRoom, to Token) error {
+	var senders, joined []int64
+	for _, ir := range todo {
+		switch ir.m.Membership {
+		case "invite", "leave":
+			senders = append(senders, ir.m.EventNID)
+		case "join":
+			joined = append(joined, ir.m.RoomNID)
+		}
+	}
+	sent, err := e.db.EventSenders(ctx, senders)
+	if err != nil {
+		return err
+	}
+	bumps, err := e.db.BumpStamps(ctx, joined, BumpTypes, to.Pos)
+	if err != nil {
+		return err
+	}
+	for _, ir := range todo {
+		ir.sender = sent[ir.m.EventNID]
+		if b, ok := bumps[ir.m.RoomNID]; ok && ir.m.Membership == "join" {
+			ir.bump = b
+		} else {
+			ir.bump = max(ir.m.StreamPos, 0)
+		}
+	}
+	return nil
 }

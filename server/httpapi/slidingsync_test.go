@@ -609,9 +609,14 @@ func TestSlidingSyncRefusals(t *testing.T) {
 	resp.Body.Close()
 	wantStatus(t, "no access token", resp.StatusCode, b, 401, "M_MISSING_TOKEN")
 
-	// The connection still works after every refusal; a new start of it ends the old pos.
+	// The connection still works after every refusal; pos and timeout may come in the body
+	// too (the MSC's newer text); a new start of the connection ends the old pos.
 	status, body = post("?pos="+url.QueryEscape(goodPos), `{"conn_id":"a"}`)
 	wantStatus(t, "the good pos", status, body, 200, "")
+	status, body = post("", `{"conn_id":"a","pos":"`+goodPos+`","timeout":0}`)
+	wantStatus(t, "the good pos in the body", status, body, 200, "")
+	status, body = post("", `{"conn_id":"a","pos":"`+goodPos+`","timeout":-1}`)
+	wantStatus(t, "a negative timeout in the body", status, body, 400, "M_INVALID_PARAM")
 	status, body = post("", `{"conn_id":"a"}`)
 	wantStatus(t, "starting connection a again", status, body, 200, "")
 	status, body = post("?pos="+url.QueryEscape(goodPos), `{"conn_id":"a"}`)
@@ -925,5 +930,79 @@ func TestSlidingSyncConnectionsEnd(t *testing.T) {
 	}
 	if r := conn.next(0); r.Rooms[room] == nil || len(r.Rooms[room].Timeline) != 1 {
 		t.Errorf("the new connection goes on: %v", roomIDs(r.Rooms))
+	}
+}
+
+// A room the client was sent stays listed until the client is told it was left, even when
+// the leave happened while the room was out of the client's window.
+func TestSlidingSyncLeaveOutOfWindow(t *testing.T) {
+	ctx := context.Background()
+	s := servertest.Start(t, servertest.OpenRegistration)
+	alice := s.Register(t, "alice", "correct horse battery")
+	bob := s.Register(t, "bob", "correct horse battery")
+	left := mustCreate(t, alice, &mautrix.ReqCreateRoom{Preset: "public_chat"})
+	busy := mustCreate(t, alice, &mautrix.ReqCreateRoom{Preset: "public_chat"})
+	for _, r := range []id.RoomID{left, busy} {
+		if _, err := bob.JoinRoomByID(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conn := newSSConn(t, s, bob, listBody(0, 1, 1))
+	if r := conn.next(0); len(r.Rooms) != 2 {
+		t.Fatalf("initial rooms = %v", roomIDs(r.Rooms))
+	}
+	if _, err := bob.LeaveRoom(ctx, left); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.SendText(ctx, busy, "on top"); err != nil {
+		t.Fatal(err)
+	}
+	conn.body = listBody(0, 0, 1)
+	if r := conn.next(0); r.Rooms[left] != nil || r.Lists["all"].Count != 2 {
+		t.Fatalf("with a window of one: rooms %v, count %d", roomIDs(r.Rooms), r.Lists["all"].Count)
+	}
+	conn.body = listBody(0, 1, 1)
+	r := conn.next(0)
+	if lr := r.Rooms[left]; lr == nil || lr.Membership != "leave" {
+		t.Fatalf("the room left out of the window: %+v", lr)
+	}
+	if r := conn.next(0); r.Lists["all"].Count != 1 {
+		t.Errorf("once told, the left room still counts: %d", r.Lists["all"].Count)
+	}
+}
+
+// Extensions about rooms cover the lists and subscriptions they name.
+func TestSlidingSyncExtensionScope(t *testing.T) {
+	ctx := context.Background()
+	s := servertest.Start(t, servertest.OpenRegistration)
+	alice := s.Register(t, "alice", "correct horse battery")
+	bob := s.Register(t, "bob", "correct horse battery")
+	dm := mustCreate(t, alice, &mautrix.ReqCreateRoom{Preset: "public_chat"})
+	group := mustCreate(t, alice, &mautrix.ReqCreateRoom{Preset: "public_chat"})
+	for _, r := range []id.RoomID{dm, group} {
+		if _, err := bob.JoinRoomByID(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := bob.SetAccountData(ctx, "m.direct", map[string][]id.RoomID{string(alice.UserID): {dm}}); err != nil {
+		t.Fatal(err)
+	}
+	list := func(isDM bool) map[string]any {
+		return map[string]any{"ranges": [][2]int{{0, 9}}, "timeline_limit": 1, "required_state": [][2]string{},
+			"filters": map[string]any{"is_dm": isDM}}
+	}
+	conn := newSSConn(t, s, bob, map[string]any{
+		"lists":      map[string]any{"dms": list(true), "groups": list(false)},
+		"extensions": map[string]any{"typing": map[string]any{"enabled": true, "lists": []string{"dms"}, "rooms": []string{}}},
+	})
+	conn.next(0)
+	for _, r := range []id.RoomID{group, dm} {
+		if _, err := alice.UserTyping(ctx, r, true, 30*time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := conn.next(0)
+	if ty := r.Extensions.Typing; ty == nil || len(ty.Rooms) != 1 || len(ty.Rooms[dm].Content.UserIDs) != 1 {
+		t.Errorf("typing with the dms list only: %+v", r.Extensions.Typing)
 	}
 }

@@ -51,7 +51,7 @@ func (e *Engine) SlidingSync(ctx context.Context, req SlidingRequest) (*SlidingR
 		e.opt.Presence.Syncing(ctx, req.User, req.Device, presence)
 	}
 	var from *Token
-	timeout := time.Duration(0)
+	var timeout time.Duration
 	if req.Pos != nil {
 		from = &req.Pos.Token
 		timeout = min(req.Timeout, e.opt.MaxTimeout)
@@ -152,7 +152,7 @@ func (e *Engine) slidingBuild(ctx context.Context, req *SlidingRequest, cfg *sli
 		}
 		return resp, next, nil
 	}
-	set, err := e.userRooms(ctx, req.User, base.index, from, to)
+	set, err := e.userRooms(ctx, req.User, base, from, to)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -30,8 +30,9 @@ type userRoom struct {
 	// changed says the user's membership changed in (from, to]; newlyJoined that they are
 	// joined at to and were not joined all through it.
 	changed, newlyJoined bool
-	// listed says lists draw from the room: not for rooms the user left of their own accord
-	// before from, nor invites from users they ignore.
+	// listed says lists draw from the room: not for invites from users the user ignores,
+	// nor for rooms they left of their own accord, unless they left since from or the
+	// connection has not told the client yet (the MSC's "previously sent" left rooms).
 	listed bool
 }
 
@@ -73,8 +74,10 @@ type indexedRoom struct {
 
 // userRooms reads the user's rooms as of to, what changed of their memberships since from,
 // and sorts the rooms lists draw from by activity (bump_stamp, then newest room first).
-// prev, the index of the request's connection state, saves reading what did not change.
-func (e *Engine) userRooms(ctx context.Context, user id.UserID, prev *roomIndex, from *Token, to Token) (*roomSet, error) {
+// base, the request's connection state, says what the client was told, and its index saves
+// reading what did not change.
+func (e *Engine) userRooms(ctx context.Context, user id.UserID, base *connState, from *Token, to Token) (*roomSet, error) {
+	prev := base.index
 	set := &roomSet{active: map[id.RoomID]bool{}}
 	// The user's membership changes in (from, to], and the rooms with events in it.
 	changes := map[id.RoomID][]storage.SyncMembership{}
@@ -155,7 +158,8 @@ func (e *Engine) userRooms(ctx context.Context, user id.UserID, prev *roomIndex,
 		case "invite":
 			ur.listed = !ignored[id.UserID(ir.sender)]
 		case "leave":
-			ur.listed = ir.sender != string(user) || ur.changed
+			told := base.rooms[r] == nil || base.rooms[r].membership == "leave"
+			ur.listed = ir.sender != string(user) || ur.changed || !told
 		}
 		set.all[r] = ur
 		if ur.listed {

@@ -1,6 +1,7 @@
-// Package sync serves /sync v2: what changed for a user since their token, computed from the
-// storage stream, and long-polls that wait for it. Its Notifier hears about every committed
-// write and wakes exactly the long-polls it concerns.
+// Package sync serves /sync v2 and simplified sliding sync (MSC4186, sliding*.go): what
+// changed for a user since their token, computed from the storage stream, and long-polls
+// that wait for it. Its Notifier hears about every committed write and wakes exactly the
+// long-polls it concerns.
 //
 // A sync reads everything as of one stream position N: room events up to N, memberships
 // from the membership log up to N, state from the snapshots of the events before N, and the

@@ -52,6 +52,7 @@ func elementXBody() map[string]any {
 // ssResp is a sliding sync response as a test reads it.
 type ssResp struct {
 	Pos   string `json:"pos"`
+	TxnID string `json:"txn_id"`
 	Lists map[string]struct {
 		Count int `json:"count"`
 	} `json:"lists"`
@@ -240,7 +241,12 @@ func TestSlidingSyncElementXFlow(t *testing.T) {
 	}
 
 	conn := newSSConn(t, s, bob, elementXBody())
+	conn.body["txn_id"] = "t1"
 	r := conn.next(0)
+	if r.TxnID != "t1" {
+		t.Errorf("txn_id = %q, want the request's", r.TxnID)
+	}
+	delete(conn.body, "txn_id")
 	if r.Lists["all_rooms"].Count != 2 {
 		t.Errorf("all_rooms counts %d rooms, want 2 (the space is filtered out)", r.Lists["all_rooms"].Count)
 	}

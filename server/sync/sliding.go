@@ -132,7 +132,7 @@ type slidingPlan struct {
 // slidingBuild computes the response for (from, to] and the connection state it leads to.
 func (e *Engine) slidingBuild(ctx context.Context, req *SlidingRequest, cfg *slidingConfig, base *connState,
 	from *Token, to Token) (*SlidingResponse, *connState, error) {
-	resp := &SlidingResponse{Rooms: map[id.RoomID]*SlidingRoomResult{}}
+	resp := &SlidingResponse{Rooms: map[id.RoomID]*SlidingRoomResult{}, TxnID: req.Body.TxnID}
 	next := base.clone()
 	if len(cfg.lists) == 0 && len(cfg.subs) == 0 {
 		// No rooms asked for (Element X keeps a connection for the to-device and e2ee

@@ -39,7 +39,10 @@ type SlidingRequest struct {
 // SlidingBody is the request's JSON body. Unknown fields (and unknown extensions) are
 // ignored, as the MSC asks.
 type SlidingBody struct {
-	ConnID            string                          `json:"conn_id"`
+	ConnID string `json:"conn_id"`
+	// TxnID, when given, is echoed in the response (the unstable API's way to tell which
+	// request an answer is for).
+	TxnID             string                          `json:"txn_id"`
 	Lists             map[string]SlidingList          `json:"lists"`
 	RoomSubscriptions map[id.RoomID]SlidingRoomConfig `json:"room_subscriptions"`
 	Extensions        SlidingExtensions               `json:"extensions"`

@@ -13,6 +13,7 @@ import (
 // Synapse; inside a room, what did not change is left out.
 type SlidingResponse struct {
 	Pos        string                           `json:"pos"`
+	TxnID      string                           `json:"txn_id,omitempty"`
 	Lists      map[string]SlidingListResult     `json:"lists,omitempty"`
 	Rooms      map[id.RoomID]*SlidingRoomResult `json:"rooms"`
 	Extensions SlidingExtensionsResult          `json:"extensions"`

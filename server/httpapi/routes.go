@@ -50,6 +50,7 @@ func (a *API) routes() {
 	a.e2eeRoutes()
 	a.syncRoutes()
 	a.pushRoutes()
+	a.slidingSyncRoutes()
 
 	a.handle("GET /_synapse/admin/v1/register", a.sharedSecretNonce)
 	a.handle("POST /_synapse/admin/v1/register", a.rateLimited("login", a.sharedSecretRegister))

@@ -1,6 +1,7 @@
-// Package sync serves /sync v2: what changed for a user since their token, computed from the
-// storage stream, and long-polls that wait for it. Its Notifier hears about every committed
-// write and wakes exactly the long-polls it concerns.
+// Package sync serves /sync v2 and simplified sliding sync (MSC4186, sliding*.go): what
+// changed for a user since their token, computed from the storage stream, and long-polls
+// that wait for it. Its Notifier hears about every committed write and wakes exactly the
+// long-polls it concerns.
 //
 // A sync reads everything as of one stream position N: room events up to N, memberships
 // from the membership log up to N, state from the snapshots of the events before N, and the
@@ -78,6 +79,7 @@ type Engine struct {
 	log      *slog.Logger
 	notifier *Notifier
 	lazy     *lazyCache
+	sliding  *sliding
 	waiting  atomic.Int64
 }
 
@@ -94,7 +96,8 @@ func New(db *storage.DB, roomsEngine *rooms.Engine, opt Options) *Engine {
 		opt.Workers = DefaultWorkers
 	}
 	return &Engine{db: db, rooms: roomsEngine, opt: opt, log: opt.Log,
-		notifier: NewNotifier(db, opt.ServerName, opt.Log), lazy: newLazyCache(DefaultLazyDevices)}
+		notifier: NewNotifier(db, opt.ServerName, opt.Log), lazy: newLazyCache(DefaultLazyDevices),
+		sliding: newSliding(time.Now)}
 }
 
 // Notifier is the engine's notifier.

@@ -251,6 +251,7 @@ func TestSearchMigrationIndexesOldEvents(t *testing.T) {
 	if _, err := raw.Exec(`DROP TABLE event_search; DROP TABLE event_search_content;
 		DROP TABLE e2ee_device_list_stream; DROP TABLE e2ee_inbound_to_device;
 		DROP TABLE push_rules; DROP TABLE push_notifications; DROP TABLE push_read; DROP TABLE pushers;
+		DROP TABLE system_users; DROP TABLE server_notice_rooms; DROP TABLE server_notice_txns;
 		PRAGMA user_version = 11`); err != nil {
 		t.Fatal(err)
 	}

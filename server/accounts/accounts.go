@@ -47,6 +47,8 @@ type Service struct {
 	remoteProfile RemoteProfile // nil: remote profiles are not found
 	// profileChanged hears about display name and avatar changes (OnProfileChange).
 	profileChanged func(user id.UserID)
+	// reserved are the localparts of the server's own accounts (Reserve, system.go).
+	reserved map[string]bool
 }
 
 // New returns a Service for the server called serverName.
@@ -148,6 +150,9 @@ func (s *Service) Available(ctx context.Context, localpart string) error {
 	if err := s.ValidateLocalpart(localpart); err != nil {
 		return err
 	}
+	if s.reserved[localpart] {
+		return fmt.Errorf("%w: %s is reserved for the server", ErrUserInUse, localpart)
+	}
 	_, err := s.db.User(ctx, localpart)
 	switch {
 	case err == nil:
@@ -178,6 +183,9 @@ func (s *Service) Register(ctx context.Context, a NewAccount) (*Session, error) 
 	}
 	if err := s.ValidateLocalpart(a.Localpart); err != nil {
 		return nil, err
+	}
+	if s.reserved[a.Localpart] {
+		return nil, fmt.Errorf("%w: %s is reserved for the server", ErrUserInUse, a.Localpart)
 	}
 	var hash string
 	if a.Password != "" {

@@ -52,6 +52,10 @@ const (
 	DefaultTURNTTL             = 24 * time.Hour
 	DefaultTURNUserAllocations = 20
 	DefaultTURNUserKbps        = 20000 // 20 Mbit/s: a few HD video calls at once
+
+	DefaultNoticesLocalpart   = "notices"
+	DefaultNoticesDisplayName = "Server notices"
+	DefaultNoticesRoomName    = "Server notices"
 )
 
 // Config is the whole configuration of one Fyr server.
@@ -69,6 +73,7 @@ type Config struct {
 	TURN       TURN       `yaml:"turn"`
 	Presence   Presence   `yaml:"presence"`
 	Push       Push       `yaml:"push"`
+	Notices    Notices    `yaml:"server_notices"`
 }
 
 // Log configures log/slog output on standard error.
@@ -179,6 +184,16 @@ type Push struct {
 	AllowPrivate bool `yaml:"allow_private_gateways" flag:"push-allow-private-gateways" help:"let pushers send to push gateways on loopback and private networks (a gateway on the LAN, test beds); off, only public addresses are reached" reload:"yes"`
 }
 
+// Notices configures server notices: the account through which the server tells its users
+// things (an installed update, for instance), each in a room of their own.
+type Notices struct {
+	// Localpart names the system account; registering it is refused. Changing it later starts
+	// new notices rooms from the new account.
+	Localpart   string `yaml:"localpart" flag:"server-notices-localpart" help:"localpart of the account that sends server notices (@localpart:server_name); nobody can register or log in as it" reload:"no"`
+	DisplayName string `yaml:"display_name" flag:"server-notices-display-name" help:"display name of the server notices account" reload:"no"`
+	RoomName    string `yaml:"room_name" flag:"server-notices-room-name" help:"name of each user's server notices room" reload:"no"`
+}
+
 // Default returns the built-in configuration: a server named localhost on loopback.
 func Default() *Config {
 	return &Config{
@@ -195,5 +210,6 @@ func Default() *Config {
 		TURN: TURN{Enabled: true, MinPort: DefaultTURNMinPort, MaxPort: DefaultTURNMaxPort, TTL: DefaultTURNTTL,
 			UserAllocations: DefaultTURNUserAllocations, UserKbps: DefaultTURNUserKbps},
 		Presence: Presence{Enabled: true},
+		Notices:  Notices{Localpart: DefaultNoticesLocalpart, DisplayName: DefaultNoticesDisplayName, RoomName: DefaultNoticesRoomName},
 	}
 }

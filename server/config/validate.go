@@ -266,6 +266,31 @@ var rules = []rule{
 		}
 		return "", ""
 	}},
+	{"server_notices.localpart", func(c *Config) (string, string) {
+		lp := c.Notices.Localpart
+		if lp == "" {
+			return "empty", "use e.g. " + DefaultNoticesLocalpart
+		}
+		if strings.Trim(lp, "abcdefghijklmnopqrstuvwxyz0123456789._=-/+") != "" {
+			return "not a localpart: only a-z, 0-9 and . _ = - / + may appear", "use e.g. " + DefaultNoticesLocalpart
+		}
+		if n := len("@" + lp + ":" + c.ServerName); n > 255 {
+			return fmt.Sprintf("the user ID would be %d bytes, over the limit of 255", n), "use e.g. " + DefaultNoticesLocalpart
+		}
+		return "", ""
+	}},
+	{"server_notices.display_name", func(c *Config) (string, string) {
+		if len(c.Notices.DisplayName) > 256 {
+			return "longer than 256 bytes", "use e.g. " + DefaultNoticesDisplayName
+		}
+		return "", ""
+	}},
+	{"server_notices.room_name", func(c *Config) (string, string) {
+		if len(c.Notices.RoomName) > 255 {
+			return "longer than 255 bytes", "use e.g. " + DefaultNoticesRoomName
+		}
+		return "", ""
+	}},
 }
 
 // turnAddr checks a TURN listen address: empty (the default), or an IP literal and a port.

@@ -69,6 +69,13 @@ func TestValidate(t *testing.T) {
 		{"rate NaN", func(c *config.Config) { c.RateLimits.LoginPerSecond = math.NaN() }, "rate_limits.login_per_second", "not a number"},
 		{"burst negative", func(c *config.Config) { c.RateLimits.LoginBurst = -1 }, "rate_limits.login_burst", "negative"},
 		{"burst 0 with rate", func(c *config.Config) { c.RateLimits.LoginBurst = 0 }, "rate_limits.login_burst", "below 1 while rate_limits.login_per_second is set"},
+		{"notices localpart for Complement", func(c *config.Config) { c.Notices.Localpart = "_server" }, "", ""},
+		{"notices localpart empty", func(c *config.Config) { c.Notices.Localpart = "" }, "server_notices.localpart", "empty"},
+		{"notices localpart upper case", func(c *config.Config) { c.Notices.Localpart = "Notices" }, "server_notices.localpart", "not a localpart"},
+		{"notices localpart user ID", func(c *config.Config) { c.Notices.Localpart = "@notices:localhost" }, "server_notices.localpart", "not a localpart"},
+		{"notices localpart too long", func(c *config.Config) { c.Notices.Localpart = strings.Repeat("n", 250) }, "server_notices.localpart", "over the limit of 255"},
+		{"notices display name too long", func(c *config.Config) { c.Notices.DisplayName = strings.Repeat("n", 257) }, "server_notices.display_name", "longer than 256"},
+		{"notices room name too long", func(c *config.Config) { c.Notices.RoomName = strings.Repeat("n", 256) }, "server_notices.room_name", "longer than 255"},
 		{"first problem wins", func(c *config.Config) { c.Log.Format, c.Client.Addr, c.ServerName = "x", "x", "" }, "server_name", ""},
 	}
 	for _, tt := range tests {

@@ -55,6 +55,7 @@ func (a *API) routes() {
 	a.handle("GET /_synapse/admin/v1/register", a.sharedSecretNonce)
 	a.handle("POST /_synapse/admin/v1/register", a.rateLimited("login", a.sharedSecretRegister))
 	a.updateRoutes()
+	a.noticeRoutes()
 }
 
 // mediaRoutes are the content repository's endpoints: uploads stay under /_matrix/media, and

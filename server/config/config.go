@@ -56,6 +56,8 @@ const (
 	DefaultNoticesLocalpart   = "notices"
 	DefaultNoticesDisplayName = "Server notices"
 	DefaultNoticesRoomName    = "Server notices"
+	// DefaultAccessTokenLifetime is Synapse's default for refreshable access tokens.
+	DefaultAccessTokenLifetime = 5 * time.Minute
 )
 
 // Config is the whole configuration of one Fyr server.
@@ -68,6 +70,7 @@ type Config struct {
 	Federation Federation `yaml:"federation"`
 	Database   Database   `yaml:"database"`
 	Register   Register   `yaml:"registration"`
+	Auth       Auth       `yaml:"auth"`
 	RateLimits RateLimits `yaml:"rate_limits"`
 	Media      Media      `yaml:"media"`
 	TURN       TURN       `yaml:"turn"`
@@ -125,6 +128,15 @@ type Database struct {
 type Register struct {
 	Open         bool   `yaml:"open" flag:"open-registration" help:"let anyone register without a token (only m.login.dummy); off by default" reload:"yes"`
 	SharedSecret string `yaml:"shared_secret" flag:"registration-shared-secret" help:"secret for Synapse-style admin registration at /_synapse/admin/v1/register (empty: disabled)" reload:"yes" secret:"yes"`
+}
+
+// Auth configures access tokens.
+type Auth struct {
+	// AccessTokenLifetime applies only to clients that send refresh_token: true to /login or
+	// /register (Element X and other matrix-rust-sdk clients do): their access token expires
+	// after it and is renewed through POST /refresh on the same device. Other clients' tokens
+	// never expire. A change applies to tokens issued afterwards.
+	AccessTokenLifetime time.Duration `yaml:"access_token_lifetime" flag:"access-token-lifetime" help:"how long an access token lives when the client asked for a refresh token at login or registration; other clients' tokens never expire" reload:"yes"`
 }
 
 // RateLimits bounds how often one client address may try a costly action. A rate of 0 turns
@@ -203,6 +215,7 @@ func Default() *Config {
 		Client:     Client{Addr: DefaultClientAddr, MaxBodyBytes: DefaultMaxBodyBytes},
 		Federation: Federation{Addr: DefaultFederationAddr},
 		Database:   Database{ReadConns: DefaultReadConns},
+		Auth:       Auth{AccessTokenLifetime: DefaultAccessTokenLifetime},
 		RateLimits: RateLimits{LoginPerSecond: DefaultLoginPerSecond, LoginBurst: DefaultLoginBurst,
 			MessagesPerSecond: DefaultMessagesPerSecond, MessagesBurst: DefaultMessagesBurst},
 		Media: Media{MaxUploadBytes: DefaultMaxUploadBytes, QuotaBytes: DefaultMediaQuota, MaxPending: DefaultMaxPending,

@@ -126,6 +126,12 @@ var rules = []rule{
 		}
 		return "", ""
 	}},
+	{"auth.access_token_lifetime", func(c *Config) (string, string) {
+		if d := c.Auth.AccessTokenLifetime; d < time.Minute || d > 7*24*time.Hour {
+			return "outside 1m–168h", "use e.g. " + DefaultAccessTokenLifetime.String()
+		}
+		return "", ""
+	}},
 	{"rate_limits.login_per_second", func(c *Config) (string, string) {
 		if r := c.RateLimits.LoginPerSecond; !(r >= 0) || math.IsInf(r, 0) {
 			return "negative or not a number", "use 0 for no limit, or e.g. " + strconv.FormatFloat(DefaultLoginPerSecond, 'g', -1, 64)

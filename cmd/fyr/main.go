@@ -37,7 +37,9 @@ Examples:
 `
 
 func main() {
-	if initd.IsPID1() {
+	// On a box the kernel starts fyr as PID 1 with no command: it is the init. In a
+	// container, `fyr serve` may be PID 1 too, and then it serves.
+	if initd.IsPID1() && (len(os.Args) < 2 || !commands[os.Args[1]]) {
 		initd.Main(initd.Config{Version: version}) // never returns
 	}
 	if err := run(context.Background(), os.Args[1:]); err != nil {
@@ -47,6 +49,10 @@ func main() {
 		os.Exit(exitCode(err))
 	}
 }
+
+// commands are the subcommands run understands.
+var commands = map[string]bool{"serve": true, "user": true, "keygen": true, "update": true, "check": true,
+	"version": true, "--version": true, "-version": true, "help": true, "-h": true, "--help": true}
 
 // errUsage marks a command line the user must fix.
 var errUsage = errors.New("usage")

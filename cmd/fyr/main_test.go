@@ -202,3 +202,17 @@ func TestServeReloadAndShutdown(t *testing.T) {
 		t.Fatal("fyr serve did not exit after SIGTERM")
 	}
 }
+
+// Every name in commands is a command run knows: a PID 1 given one of them serves it
+// instead of becoming the box's init.
+func TestCommandsAreKnown(t *testing.T) {
+	for name := range commands {
+		err := run(context.Background(), []string{name, "-h"})
+		if err != nil && strings.Contains(err.Error(), "unknown command") {
+			t.Errorf("%q is in commands but run does not know it: %v", name, err)
+		}
+	}
+	if err := run(context.Background(), []string{"nonsense"}); err == nil || !strings.Contains(err.Error(), "unknown command") {
+		t.Errorf("an unknown command: %v", err)
+	}
+}

@@ -2,9 +2,15 @@ package server_test
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
+	"net"
+	"net/http"
+	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/tidwall/gjson"
@@ -13,6 +19,8 @@ import (
 	"maunium.net/go/mautrix/id"
 
 	"fyr/federation/inbound"
+	"fyr/federation/transport"
+	"fyr/server/config"
 	"fyr/server/servertest"
 )
 
@@ -79,5 +87,72 @@ func TestInviteReachesInviteeOnlyThroughInvite(t *testing.T) {
 	waitFor(t, "the withdrawal on hs2", func() bool { return membership() == event.MembershipLeave })
 	if got, want := tap.memberships(), []string{"leave " + string(carol.UserID)}; !slices.Equal(got, want) {
 		t.Errorf("memberships hs2 received in transactions: %q, want %q", got, want)
+	}
+}
+
+// refusingPeer serves the federation API of server name over TLS (a certificate from the
+// test CA) and answers every request with the status and JSON body in answer.
+func refusingPeer(t *testing.T, caCert, caKey, name string, answer *atomic.Value) (addr string) {
+	t.Helper()
+	dir := t.TempDir()
+	certPath, keyPath := filepath.Join(dir, "peer.crt"), filepath.Join(dir, "peer.key")
+	if _, err := transport.EnsureCertificate(certPath, keyPath, name, caCert, caKey); err != nil {
+		t.Fatal(err)
+	}
+	cert, err := tls.LoadX509KeyPair(certPath, keyPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		a := answer.Load().([2]string)
+		w.Header().Set("Content-Type", "application/json")
+		status := 400
+		if a[0] == "401" {
+			status = 401
+		}
+		w.WriteHeader(status)
+		w.Write([]byte(a[1]))
+	})}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+	return l.Addr().(*net.TCPAddr).String()
+}
+
+// TestRemoteRefusalReachesClient: when the invitee's server refuses an invite with 400, the
+// inviter gets that 400 and errcode (as from Synapse), not a 500; another status, such as a
+// 401 about this server's signature, becomes 502, never a 401 the client would take for its
+// own token's.
+func TestRemoteRefusalReachesClient(t *testing.T) {
+	ctx := context.Background()
+	caCert, caKey := servertest.TestCA(t)
+	var answer atomic.Value
+	answer.Store([2]string{"400", `{"errcode":"M_INCOMPATIBLE_ROOM_VERSION","error":"no such version here","room_version":"12"}`})
+	addr := refusingPeer(t, caCert, caKey, "old.test", &answer)
+	hs := servertest.Start(t, servertest.OpenRegistration, servertest.WithConfig(func(c *config.Config) {
+		c.ServerName = "hs1.test"
+		c.Federation.CAFile = caCert
+		c.Federation.StaticPeers = "old.test=" + addr
+	}))
+	alice := hs.Register(t, "alice", "correct horse battery")
+	resp, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "private_chat"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = alice.InviteUser(ctx, resp.RoomID, &mautrix.ReqInviteUser{UserID: "@bob:old.test"})
+	if code, status := servertest.ErrCode(err); status != 400 || code != "M_INCOMPATIBLE_ROOM_VERSION" || !strings.Contains(err.Error(), "old.test") {
+		t.Errorf("invite refused by the invitee's server with 400: %d %s (%v), want 400 M_INCOMPATIBLE_ROOM_VERSION naming old.test", status, code, err)
+	}
+	answer.Store([2]string{"401", `{"errcode":"M_UNAUTHORIZED","error":"bad signature"}`})
+	_, err = alice.InviteUser(ctx, resp.RoomID, &mautrix.ReqInviteUser{UserID: "@bob:old.test"})
+	if code, status := servertest.ErrCode(err); status != 502 || code != "M_UNKNOWN" {
+		t.Errorf("invite refused by the invitee's server with 401: %d %s (%v), want 502 M_UNKNOWN", status, code, err)
+	}
+	var m event.MemberEventContent
+	if err := alice.StateEvent(ctx, resp.RoomID, event.StateMember, "@bob:old.test", &m); err == nil {
+		t.Errorf("a refused invite is in the room's state: %+v", m)
 	}
 }

@@ -47,6 +47,10 @@ type dendrite struct {
 	// Startup is how long Dendrite took from exec to answering /versions.
 	Startup time.Duration
 
+	bin  string
+	args []string
+	env  []string
+	// cmd is the running process; exited is closed when it has exited.
 	cmd    *exec.Cmd
 	exited chan struct{}
 }
@@ -92,7 +96,7 @@ next:
 // HTTPS there with a certificate from the CA, and the client API over plain HTTP on host:8008.
 func startDendrite(t *testing.T, bin, host, caCert, caKey string) *dendrite {
 	t.Helper()
-	d := &dendrite{Name: host + ":8448", URL: "http://" + host + ":8008", Dir: t.TempDir(), exited: make(chan struct{})}
+	d := &dendrite{Name: host + ":8448", URL: "http://" + host + ":8008", Dir: t.TempDir()}
 	key := filepath.Join(d.Dir, "matrix_key.pem")
 	if out, err := exec.Command(filepath.Join(bin, "generate-keys"), "--private-key", key).CombinedOutput(); err != nil {
 		t.Fatalf("dendrite generate-keys: %v: %s", err, out)
@@ -113,28 +117,46 @@ func startDendrite(t *testing.T, bin, host, caCert, caKey string) *dendrite {
 	if err := os.WriteFile(cfgPath, cfg, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	out, err := os.Create(filepath.Join(d.Dir, "stdout.log"))
+	d.args = []string{"-config", cfgPath, "-http-bind-address", host + ":8008", "-https-bind-address", d.Name,
+		"-tls-cert", tlsCert, "-tls-key", tlsKey, "-really-enable-open-registration"}
+	// Dendrite has no CA setting for federation, but Go's system roots are SSL_CERT_FILE and
+	// the certificates in SSL_CERT_DIR (here none): the test CA is all it trusts.
+	d.env = append(os.Environ(), "SSL_CERT_FILE="+caCert, "SSL_CERT_DIR="+t.TempDir())
+	d.bin = filepath.Join(bin, "dendrite")
+	t.Cleanup(func() { d.stop(t) })
+	d.start(t)
+	return d
+}
+
+// start runs the configured Dendrite and waits until it answers.
+func (d *dendrite) start(t *testing.T) {
+	t.Helper()
+	out, err := os.OpenFile(filepath.Join(d.Dir, "stdout.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
 		t.Fatal(err)
 	}
-	d.cmd = exec.Command(filepath.Join(bin, "dendrite"), "-config", cfgPath,
-		"-http-bind-address", host+":8008", "-https-bind-address", d.Name,
-		"-tls-cert", tlsCert, "-tls-key", tlsKey, "-really-enable-open-registration")
+	d.cmd = exec.Command(d.bin, d.args...)
 	d.cmd.Dir = d.Dir
 	d.cmd.Stdout, d.cmd.Stderr = out, out
-	// Dendrite has no CA setting for federation, but Go's system roots are SSL_CERT_FILE and
-	// the certificates in SSL_CERT_DIR (here none): the test CA is all it trusts.
-	d.cmd.Env = append(os.Environ(), "SSL_CERT_FILE="+caCert, "SSL_CERT_DIR="+t.TempDir())
-	start := time.Now()
+	d.cmd.Env = d.env
+	d.exited = make(chan struct{})
+	begin := time.Now()
 	if err := d.cmd.Start(); err != nil {
+		out.Close()
 		t.Fatalf("start dendrite: %v", err)
 	}
-	go func() { d.cmd.Wait(); out.Close(); close(d.exited) }()
-	t.Cleanup(func() { d.stop(t) })
+	exited := d.exited
+	go func() { d.cmd.Wait(); out.Close(); close(exited) }()
 	d.waitReady(t)
-	d.Startup = time.Since(start)
+	d.Startup = time.Since(begin)
 	t.Logf("dendrite %s (pid %d) ready in %v, logs in %s", d.Name, d.cmd.Process.Pid, d.Startup.Round(time.Millisecond), d.Dir)
-	return d
+}
+
+// Restart stops Dendrite and starts it again on the same databases and addresses.
+func (d *dendrite) Restart(t *testing.T) {
+	t.Helper()
+	d.halt(t)
+	d.start(t)
 }
 
 // dendriteConfig edits the output of generate-config: federation on with TLS validation,
@@ -203,8 +225,12 @@ func (d *dendrite) waitReady(t *testing.T) {
 	}
 }
 
-// stop sends SIGTERM to the process this test started, then SIGKILL if it lingers.
-func (d *dendrite) stop(t *testing.T) {
+// halt sends SIGTERM to the process this test started, then SIGKILL if it lingers, and
+// waits for it to exit.
+func (d *dendrite) halt(t *testing.T) {
+	if d.cmd == nil || d.cmd.Process == nil {
+		return // never started
+	}
 	select {
 	case <-d.exited:
 		return
@@ -218,6 +244,11 @@ func (d *dendrite) stop(t *testing.T) {
 		d.cmd.Process.Kill()
 		<-d.exited
 	}
+}
+
+// stop halts Dendrite at the end of the test and reports on its logs.
+func (d *dendrite) stop(t *testing.T) {
+	d.halt(t)
 	if keep := os.Getenv(dendriteLogsEnv); keep != "" {
 		d.copyLogs(t, keep)
 	}

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -26,10 +27,12 @@ import (
 // TestDendriteInterop runs a Fyr user (alice) and a Dendrite user (bob) through rooms on
 // each other's servers, both directions: create, invite, reject, withdraw, join by ID and by
 // alias, history from before the join, talk, redact, change the topic, type, read receipts,
-// leave, rejoin, kick and ban; directories, profiles, media and presence across; the DAG
-// forked by concurrent changes converging to the same state; and the E2EE key endpoints,
-// device-list updates and to-device messages. At the end neither server may have refused an
-// event of the other's. It needs FYR_DENDRITE_BIN (make interop) and logs each step's time.
+// leave, rejoin, kick and ban, upgrade; directories, spaces, profiles, media and presence
+// across; the DAG forked by concurrent changes converging to the same state; the E2EE key
+// endpoints, device-list updates and to-device messages; each server down in turn while the
+// other's user talks. Version 12 and knocking, which Dendrite lacks, must fail cleanly. At
+// the end neither server may have refused an event of the other's. It needs
+// FYR_DENDRITE_BIN (make interop) and logs each step's time.
 func TestDendriteInterop(t *testing.T) {
 	bin := dendriteBin(t)
 	caCert, caKey := servertest.TestCA(t)
@@ -86,6 +89,10 @@ func TestDendriteInterop(t *testing.T) {
 	t.Run("InvitesFromDendrite", func(t *testing.T) { invitesFromDendrite(t, steps, alice, bob, aSync, bSync) })
 	t.Run("Media", func(t *testing.T) { mediaAcross(t, steps, alice, bob) })
 	t.Run("SharedRoom", func(t *testing.T) { inSharedRoom(t, steps, alice, bob, aSync, bSync) })
+	t.Run("Knocks", func(t *testing.T) { knocks(t, steps, alice, bob) })
+	t.Run("Upgrades", func(t *testing.T) { upgrades(t, steps, alice, bob, aSync, bSync) })
+	t.Run("Spaces", func(t *testing.T) { spaces(t, steps, alice, bob) })
+	t.Run("Outages", func(t *testing.T) { outages(t, steps, fyr, dend, audit, alice, bob, aSync, bSync) })
 
 	// Neither server refused an event of the other's, except Dendrite the withdrawal of an
 	// invite to a room it is not in, which it cannot authorise.
@@ -106,7 +113,10 @@ type pduAudit struct {
 }
 
 func (a *pduAudit) HandlePDUs(ctx context.Context, origin string, pdus []json.RawMessage) map[id.EventID]string {
-	res := a.next.HandlePDUs(ctx, origin, pdus)
+	a.mu.Lock()
+	next := a.next
+	a.mu.Unlock()
+	res := next.HandlePDUs(ctx, origin, pdus)
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	for ev, why := range res {
@@ -654,6 +664,183 @@ func converge(t *testing.T, steps *stepLog, alice, bob *mautrix.Client, dName st
 	if _, err := alice.LeaveRoom(ctx, room); err != nil {
 		t.Fatalf("alice leaves: %v", err)
 	}
+}
+
+// knocks: Dendrite v0.13.8 implements knocking neither for its clients (POST /knock is 404
+// M_UNRECOGNIZED) nor over federation (make_knock is 404 M_UNRECOGNIZED). Alice's knock on a
+// Dendrite room, by its alias, fails cleanly: Fyr asks Dendrite for the alias, then for
+// make_knock, and answers 502 rather than 500, leaving no knock behind.
+func knocks(t *testing.T, steps *stepLog, alice, bob *mautrix.Client) {
+	ctx := context.Background()
+	_, err := bob.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "private_chat", RoomVersion: "10", RoomAliasName: "knock",
+		InitialState: []*event.Event{{Type: event.StateJoinRules, Content: event.Content{Raw: map[string]any{"join_rule": "knock"}}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps.run(t, "fyr user knocks on a dendrite room", func() {
+		_, err := alice.KnockRoom(ctx, "#knock:"+bob.UserID.Homeserver(), &mautrix.ReqKnockRoom{Reason: "let me in"})
+		code, status := servertest.ErrCode(err)
+		if status != 502 {
+			t.Errorf("alice knocks on a dendrite room: %d %s (%v), want 502 (dendrite has no make_knock)", status, code, err)
+		}
+		t.Logf("knock on a dendrite room: %v", err)
+	})
+}
+
+// upgrades: each user upgrades a room on their server from version 10 to 11 with the other
+// in it; the other sees the tombstone and joins the new room, which names its predecessor.
+func upgrades(t *testing.T, steps *stepLog, alice, bob *mautrix.Client, aSync, bSync *syncFollower) {
+	ctx := context.Background()
+	for _, pair := range [][2]*mautrix.Client{{alice, bob}, {bob, alice}} {
+		owner, member := pair[0], pair[1]
+		ownerSync, memberSync := aSync, bSync
+		if owner == bob {
+			ownerSync, memberSync = bSync, aSync
+		}
+		resp, err := owner.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "public_chat", RoomVersion: "10"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		old := resp.RoomID
+		if _, err := member.JoinRoom(ctx, string(old), &mautrix.ReqJoinRoom{Via: []string{owner.UserID.Homeserver()}}); err != nil {
+			t.Fatalf("%s joins: %v", member.UserID, err)
+		}
+		ownerSync.until(t, "the join", syncMembership(old, member.UserID, event.MembershipJoin))
+		steps.run(t, interopDirection(owner, alice)+": room upgrade followed", func() {
+			var up struct {
+				ReplacementRoom id.RoomID `json:"replacement_room"`
+			}
+			if _, err := owner.MakeRequest(ctx, "POST", owner.BuildClientURL("v3", "rooms", old, "upgrade"), map[string]any{"new_version": "11"}, &up); err != nil {
+				t.Fatalf("%s upgrades: %v", owner.UserID, err)
+			}
+			memberSync.until(t, "the tombstone", func(r *mautrix.RespSync) bool {
+				return slices.ContainsFunc(syncRoomEvents(r, old), func(ev *event.Event) bool {
+					return ev.Type == event.StateTombstone && ev.Content.Raw["replacement_room"] == string(up.ReplacementRoom)
+				})
+			})
+			if _, err := member.JoinRoom(ctx, string(up.ReplacementRoom), &mautrix.ReqJoinRoom{Via: []string{owner.UserID.Homeserver()}}); err != nil {
+				t.Fatalf("%s joins the new room: %v", member.UserID, err)
+			}
+			ownerSync.until(t, "the join of the new room", syncMembership(up.ReplacementRoom, member.UserID, event.MembershipJoin))
+			var create struct {
+				RoomVersion string `json:"room_version"`
+				Predecessor struct {
+					RoomID id.RoomID `json:"room_id"`
+				} `json:"predecessor"`
+			}
+			if err := member.StateEvent(ctx, up.ReplacementRoom, event.StateCreate, "", &create); err != nil || create.RoomVersion != "11" || create.Predecessor.RoomID != old {
+				t.Errorf("%s reads the new room's create event: %+v, %v", member.UserID, create, err)
+			}
+		})
+	}
+}
+
+// spaces: each user makes a public space with a child room on their server, and the other
+// reads its hierarchy. Fyr, in neither room, asks Dendrite for the whole hierarchy over
+// federation. Dendrite v0.13.8 answers 403 for a space it is not in (it never asks another
+// server about the root), so bob joins Fyr's space first; Dendrite then asks Fyr about the
+// child room, which it is not in.
+func spaces(t *testing.T, steps *stepLog, alice, bob *mautrix.Client) {
+	ctx := context.Background()
+	for _, pair := range [][2]*mautrix.Client{{alice, bob}, {bob, alice}} {
+		owner, reader := pair[0], pair[1]
+		child, err := owner.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "public_chat", RoomVersion: "10", Name: "Child of " + owner.UserID.Localpart()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		space, err := owner.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "public_chat", RoomVersion: "10", Name: "Space of " + owner.UserID.Localpart(),
+			CreationContent: map[string]any{"type": "m.space"},
+			InitialState: []*event.Event{{Type: event.StateSpaceChild, StateKey: new(string(child.RoomID)),
+				Content: event.Content{Raw: map[string]any{"via": []string{owner.UserID.Homeserver()}}}}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if reader == bob {
+			if _, err := bob.JoinRoom(ctx, string(space.RoomID), &mautrix.ReqJoinRoom{Via: []string{alice.UserID.Homeserver()}}); err != nil {
+				t.Fatalf("bob joins fyr's space: %v", err)
+			}
+		}
+		steps.run(t, interopDirection(reader, alice)+": space hierarchy", func() {
+			h, err := reader.Hierarchy(ctx, space.RoomID, &mautrix.ReqHierarchy{})
+			if err != nil {
+				t.Fatalf("%s reads the hierarchy of %s: %v", reader.UserID, space.RoomID, err)
+			}
+			var names []string
+			for _, r := range h.Rooms {
+				names = append(names, r.Name)
+			}
+			if !slices.Contains(names, "Space of "+owner.UserID.Localpart()) || !slices.Contains(names, "Child of "+owner.UserID.Localpart()) {
+				t.Errorf("%s's hierarchy of %s's space: %q", reader.UserID, owner.UserID, names)
+			}
+		})
+	}
+}
+
+// outages: each server in turn is stopped while the other's user talks in a shared room;
+// once it is back, what was said while it was down arrives without anyone resending it
+// (Fyr's durable queue retries, Dendrite's retries).
+func outages(t *testing.T, steps *stepLog, fyr *servertest.Server, dend *dendrite, audit *pduAudit, alice, bob *mautrix.Client, aSync, bSync *syncFollower) {
+	ctx := context.Background()
+	resp, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "public_chat", RoomVersion: "10"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	room := resp.RoomID
+	if _, err := bob.JoinRoom(ctx, string(room), &mautrix.ReqJoinRoom{Via: []string{alice.UserID.Homeserver()}}); err != nil {
+		t.Fatalf("bob joins: %v", err)
+	}
+	bSync.until(t, "bob's join on dendrite", syncMembership(room, bob.UserID, event.MembershipJoin))
+	const n = 5
+	// all waits until every message of want has come through f's /sync.
+	all := func(f *syncFollower, sender id.UserID, want []string) {
+		t.Helper()
+		missing := map[string]bool{}
+		for _, b := range want {
+			missing[b] = true
+		}
+		f.until(t, fmt.Sprintf("%d messages from %s", len(want), sender), func(r *mautrix.RespSync) bool {
+			for _, ev := range syncRoomEvents(r, room) {
+				if ev.Type == event.EventMessage && ev.Sender == sender {
+					delete(missing, fmt.Sprint(ev.Content.Raw["body"]))
+				}
+			}
+			return len(missing) == 0
+		})
+	}
+	var said []string
+	steps.run(t, "dendrite down: restart", func() {
+		dend.halt(t)
+		for i := range n {
+			said = append(said, fmt.Sprint("while dendrite was down ", i))
+			if _, err := alice.SendText(ctx, room, said[i]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		dend.start(t)
+	})
+	steps.run(t, "fyr→dendrite: catch-up after dendrite's outage", func() { all(bSync, alice.UserID, said) })
+	said = nil
+	steps.run(t, "fyr down: restart", func() {
+		fyr.Stop(t)
+		for i := range n {
+			said = append(said, fmt.Sprint("while fyr was down ", i))
+			if _, err := bob.SendText(ctx, room, said[i]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		fyr.Restart(t, func(s *servertest.Server) {
+			audit.mu.Lock()
+			audit.next = s.Inbound.PDUs
+			audit.mu.Unlock()
+			s.Inbound.PDUs = audit
+		})
+		u, err := url.Parse(fyr.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		alice.HomeserverURL = u
+	})
+	steps.run(t, "dendrite→fyr: catch-up after fyr's outage", func() { all(aSync, bob.UserID, said) })
 }
 
 // stateDiff compares the current state of a room on two servers by event ID and describes

@@ -1,4 +1,4 @@
-# Fyr: make run · make test · make bench · make release · make bundle · make image · make complement
+# Fyr: make run · make test · make bench · make release · make bundle · make image · make complement · make interop
 #
 # The Go toolchain is pinned; machines with an older Go fetch it through the module proxy.
 export GOTOOLCHAIN := go1.27.3
@@ -19,8 +19,10 @@ SHARED  ?= ../shared
 ARGS    ?=
 # The board of make image and make image-test: qemu-arm64, rpi4 or uefi-arm64.
 BOARD   ?= qemu-arm64
+# Where $(SHARED)/peers/dendrite.sh builds Dendrite for make interop.
+PEERS_BIN ?= /tmp/peers/bin
 
-.PHONY: all build run test bench netbed release bundle image image-test complement clean
+.PHONY: all build run test bench netbed interop release bundle image image-test complement clean
 
 all: build
 
@@ -45,6 +47,13 @@ bench:
 # Federation over bad links (cut/heal, delay, loss, rate) in ../shared/netbed; needs root.
 netbed:
 	FYR_NETBED=1 FYR_NETBED_SH=$(abspath $(SHARED))/netbed/netbed.sh $(GO) test -count=1 -v -run TestNetbed -timeout 15m ./server/
+
+# Interop with a real Dendrite v0.13.8 over federation on loopback: users of each server
+# create, join, talk in and leave rooms on the other (server/interop_test.go). Dendrite is
+# built outside the repository by $(SHARED)/peers/dendrite.sh; FYR_DENDRITE_LOGS=DIR keeps its logs.
+interop:
+	@test -x $(PEERS_BIN)/dendrite || { echo "no Dendrite in $(PEERS_BIN): build it with $(SHARED)/peers/dendrite.sh build (PEERS_BIN=$(PEERS_BIN))"; exit 2; }
+	FYR_DENDRITE_BIN=$(abspath $(PEERS_BIN)) $(GO) test -tags '$(TAGS)' -count=1 -v -run TestDendriteInterop -timeout 10m ./server/
 
 # Static binaries for the boards Fyr runs on.
 release:

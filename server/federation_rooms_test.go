@@ -197,13 +197,14 @@ func TestInviteAcrossServers(t *testing.T) {
 	waitFor(t, "the invites on hs2", func() bool {
 		return membership(erin, erin.UserID) == "invite" && membership(frank, frank.UserID) == "invite"
 	})
-	for _, u := range []id.UserID{erin.UserID, frank.UserID} {
+	// Frank's first: events to hs2 go in order, so once erin's withdrawal arrived, the
+	// attempt on frank's invite had too.
+	for _, u := range []id.UserID{frank.UserID, erin.UserID} {
 		if _, err := alice.KickUser(ctx, room, &mautrix.ReqKickUser{UserID: u, Reason: "rescinded"}); err != nil {
 			t.Fatalf("kick %s: %v", u, err)
 		}
 	}
 	waitFor(t, "erin's rescinded invite on hs2", func() bool { return membership(erin, erin.UserID) == "leave" })
-	// Events to hs2 go in order: once a later invite arrived, the kick of frank had too.
 	marker, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Invite: []id.UserID{frank.UserID}})
 	if err != nil {
 		t.Fatal(err)

@@ -106,6 +106,9 @@ func remoteErr(err error) error {
 		case 404:
 			return fmt.Errorf("%w: %v", rooms.ErrNotFound, err)
 		}
+		if re.StatusCode >= 400 && re.StatusCode < 500 {
+			return &rooms.RemoteError{Server: re.Destination, Status: re.StatusCode, Code: re.ErrCode, Message: re.Message, Err: err}
+		}
 	}
 	return err
 }

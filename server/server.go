@@ -175,7 +175,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (s *Server, 
 	s.Inbound.PDUs = s.Rooms
 	s.Inbound.EDUs = s.eduHandlers()
 	s.UserData = userdata.New(s.DB, cfg.ServerName, userdata.Options{DisablePresence: !cfg.Presence.Enabled})
-	s.UserData.OnPresence = func(u id.UserID) { go s.sendPresence(context.Background(), u) }
+	s.UserData.OnPresence = func(u id.UserID) { go s.presenceChanged(u) }
 	s.Ephemeral = ephemeral.New(s.DB, s.Rooms, ephemeral.Options{Log: log})
 	s.Ephemeral.OnTyping = s.onTyping
 	s.Ephemeral.OnReceipt = s.onReceipt

@@ -163,7 +163,20 @@ func asAPIError(err error) *Error {
 			return &Error{Status: m.status, Code: m.code, Msg: clientMessage(err), Err: err}
 		}
 	}
+	if re := (*rooms.RemoteError)(nil); errors.As(err, &re) {
+		return remoteError(re)
+	}
 	return &Error{Status: 500, Code: "M_UNKNOWN", Msg: "internal server error", Err: err}
+}
+
+// remoteError answers for another server's refusal: a 400 with its errcode, anything else
+// as 502 (see rooms.RemoteError).
+func remoteError(re *rooms.RemoteError) *Error {
+	msg := fmt.Sprintf("%s refused: %s", re.Server, re.Message)
+	if re.Status == 400 && strings.HasPrefix(re.Code, "M_") {
+		return &Error{Status: 400, Code: re.Code, Msg: msg, Err: re}
+	}
+	return &Error{Status: 502, Code: "M_UNKNOWN", Msg: fmt.Sprintf("%s (%d %s)", msg, re.Status, re.Code), Err: re}
 }
 
 // clientMessage strips the engine package's prefix ("accounts: ") for the client.

@@ -74,23 +74,30 @@ type joinBody struct {
 }
 
 func (a *API) joinRoomOrAlias(w http.ResponseWriter, r *http.Request) error {
-	target := r.PathValue("roomIDOrAlias")
-	via := append(r.URL.Query()["via"], r.URL.Query()["server_name"]...)
-	var roomID id.RoomID
-	switch {
-	case strings.HasPrefix(target, "!"):
-		roomID = id.RoomID(target)
-	case strings.HasPrefix(target, "#"):
-		var servers []string
-		var err error
-		if roomID, servers, err = a.rooms.LookupAlias(r.Context(), target); err != nil {
-			return err
-		}
-		via = append(via, servers...)
-	default:
-		return errInvalidParam(strconv.Quote(target) + " is neither a room ID nor a room alias")
+	roomID, via, err := a.roomAndVia(r)
+	if err != nil {
+		return err
 	}
 	return a.doJoin(w, r, roomID, via)
+}
+
+// roomAndVia reads the {roomIDOrAlias} of the join and knock endpoints and their via (and
+// deprecated server_name) parameters: an alias, if need be asked of its own server, adds
+// the servers it names to those to ask.
+func (a *API) roomAndVia(r *http.Request) (id.RoomID, []string, error) {
+	target := r.PathValue("roomIDOrAlias")
+	via := append(r.URL.Query()["via"], r.URL.Query()["server_name"]...)
+	switch {
+	case strings.HasPrefix(target, "!"):
+		return id.RoomID(target), via, nil
+	case strings.HasPrefix(target, "#"):
+		roomID, servers, err := a.rooms.LookupAlias(r.Context(), target)
+		if err != nil {
+			return "", nil, err
+		}
+		return roomID, append(via, servers...), nil
+	}
+	return "", nil, errInvalidParam(strconv.Quote(target) + " is neither a room ID nor a room alias")
 }
 
 func (a *API) joinRoom(w http.ResponseWriter, r *http.Request) error {
@@ -142,7 +149,7 @@ func (a *API) resolveRoom(r *http.Request, target string) (id.RoomID, error) {
 }
 
 func (a *API) knock(w http.ResponseWriter, r *http.Request) error {
-	roomID, err := a.resolveRoom(r, r.PathValue("roomIDOrAlias"))
+	roomID, via, err := a.roomAndVia(r)
 	if err != nil {
 		return err
 	}
@@ -150,7 +157,6 @@ func (a *API) knock(w http.ResponseWriter, r *http.Request) error {
 	if err := a.decode(w, r, &body, true); err != nil {
 		return err
 	}
-	via := append(r.URL.Query()["via"], r.URL.Query()["server_name"]...)
 	got, err := a.rooms.Knock(r.Context(), caller(r).UserID, roomID, body.Reason, via...)
 	if err != nil {
 		return err

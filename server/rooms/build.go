@@ -330,8 +330,13 @@ func (e *Engine) apply(rs *roomState, b *built, p *storage.Persisted) {
 	}
 }
 
-// destinations are the other servers an event goes to: those with joined members, and the
-// target's server of a membership change.
+// destinations are the other servers an event goes to: those with members joined before it
+// (rs is the state before b) and, for an event that withdraws an invite or refuses a knock,
+// the target's server, which is not in the room and would otherwise never learn of it (as
+// Synapse does since element-hq/synapse#18823). An invite itself reached its target's
+// server through PUT /invite: sent again in a transaction, it is an event in a room that
+// server does not know and cannot authorise (Dendrite fetches the missing events and rejects
+// them all).
 func (e *Engine) destinations(rs *roomState, b *built) []string {
 	var out []string
 	for s := range rs.joinedServers {
@@ -340,7 +345,11 @@ func (e *Engine) destinations(rs *roomState, b *built) []string {
 		}
 	}
 	if b.pdu.Type == "m.room.member" && b.pdu.StateKey != nil {
-		if s := id.UserID(*b.pdu.StateKey).Homeserver(); s != e.opt.ServerName && s != "" && !slices.Contains(out, s) {
+		target := id.UserID(*b.pdu.StateKey)
+		m := gjson.GetBytes(b.pdu.Content, "membership").Str
+		before := rs.membership(target)
+		withdraws := (m == "leave" || m == "ban") && (before == "invite" || before == "knock")
+		if s := target.Homeserver(); withdraws && s != e.opt.ServerName && s != "" && !slices.Contains(out, s) {
 			out = append(out, s)
 		}
 	}

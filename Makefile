@@ -1,4 +1,4 @@
-# Fyr: make run · make test · make bench · make release · make bundle · make image · make complement
+# Fyr: make run · make test · make bench · make release · make bundle · make image · make complement · make jsclient
 #
 # The Go toolchain is pinned; machines with an older Go fetch it through the module proxy.
 export GOTOOLCHAIN := go1.27.3
@@ -20,7 +20,7 @@ ARGS    ?=
 # The board of make image and make image-test: qemu-arm64, rpi4 or uefi-arm64.
 BOARD   ?= qemu-arm64
 
-.PHONY: all build run test bench netbed release bundle image image-test complement clean
+.PHONY: all build run test bench netbed jsclient release bundle image image-test complement clean
 
 all: build
 
@@ -45,6 +45,12 @@ bench:
 # Federation over bad links (cut/heal, delay, loss, rate) in ../shared/netbed; needs root.
 netbed:
 	FYR_NETBED=1 FYR_NETBED_SH=$(abspath $(SHARED))/netbed/netbed.sh $(GO) test -count=1 -v -run TestNetbed -timeout 15m ./server/
+
+# Interop with matrix-js-sdk (Element's SDK): /sync v2, sliding sync and Rust crypto against a
+# real Fyr. Needs node and npm; the packages pinned in server/httpapi/testdata/jsclient install
+# into the user cache once. Runs in the package directory so that the script's steps print.
+jsclient:
+	cd server/httpapi && FYR_JSCLIENT=1 $(GO) test -tags '$(TAGS)' -count=1 -run '^TestJSClient$$' -timeout 15m
 
 # Static binaries for the boards Fyr runs on.
 release:

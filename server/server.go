@@ -34,6 +34,7 @@ import (
 	"fyr/server/httpapi"
 	e2ee "fyr/server/keys"
 	"fyr/server/media"
+	"fyr/server/notices"
 	"fyr/server/push"
 	"fyr/server/reports"
 	"fyr/server/rooms"
@@ -75,6 +76,7 @@ type Server struct {
 	E2EE       *e2ee.Engine
 	Sync       *syncapi.Engine
 	Push       *push.Service
+	Notices    *notices.Service
 	api        *httpapi.API
 	SigningKey *keys.SigningKey
 	Keys       *keys.Ring        // this server's keys and the cache of remote servers' keys
@@ -179,6 +181,9 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (s *Server, 
 	s.Ephemeral.OnReceipt = s.onReceipt
 	s.Ephemeral.SetRoomAccountData(s.UserData.SetServerAccountData)
 	s.wireEphemeralEDUs()
+	s.Notices = notices.New(s.DB, s.Accounts, s.Rooms, s.UserData, notices.Options{Localpart: cfg.Notices.Localpart,
+		DisplayName: cfg.Notices.DisplayName, RoomName: cfg.Notices.RoomName, Log: log})
+	s.Rooms.SetRejectGuard(s.Notices.RejectGuard)
 	s.Reports = reports.New(s.DB, s.Rooms, cfg.ServerName)
 	s.Directory = userdir.New(s.DB)
 	s.E2EE = e2ee.New(s.DB, e2ee.Options{ServerName: cfg.ServerName, Log: log})
@@ -194,7 +199,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (s *Server, 
 	s.E2EE.SetListener(e2eeWaker{s.Sync.Notifier()})
 	s.api = httpapi.New(httpapi.Engines{Accounts: s.Accounts, Media: s.Media, VoIP: s.VoIP, Rooms: s.Rooms,
 		UserData: s.UserData, Ephemeral: s.Ephemeral, Reports: s.Reports, Directory: s.Directory, E2EE: s.E2EE,
-		Sync: s.Sync, Push: s.Push}, cfg, log)
+		Sync: s.Sync, Push: s.Push, Notices: s.Notices}, cfg, log)
 	// The client listener serves the federation paths too, as Synapse's does, so that one
 	// reverse-proxy upstream can carry both; they are signed requests or public keys.
 	s.fedHandler = httpapi.Routed(s.federationMux())

@@ -33,6 +33,12 @@ type TokenOwner struct {
 	Localpart string
 	DeviceID  id.DeviceID
 	Admin     bool
+	// ExpiresTS is when the token expires, in Unix milliseconds; 0: never.
+	ExpiresTS int64
+	// PendingRefresh is the hash of the refresh token issued with this access token while the
+	// refresh token that it replaced is still valid: the caller passes it to FinishRefresh.
+	// Nil otherwise.
+	PendingRefresh []byte
 }
 
 // User returns the user with this localpart, deactivated or not, or ErrNotFound.
@@ -57,11 +63,13 @@ func (db *DB) HasAdmin(ctx context.Context) (bool, error) {
 // TokenOwner looks up an access token by its hash. It returns ErrNotFound for unknown tokens
 // and for tokens of deactivated users.
 func (db *DB) TokenOwner(ctx context.Context, tokenHash []byte) (*TokenOwner, error) {
-	const q = `SELECT t.localpart, t.device_id, u.is_admin
+	const q = `SELECT t.localpart, t.device_id, u.is_admin, coalesce(t.expires_ts, 0),
+			CASE WHEN r.prev_hash IS NOT NULL THEN r.token_hash END
 		FROM access_tokens t JOIN users u ON u.localpart = t.localpart
+			LEFT JOIN refresh_tokens r ON r.token_hash = t.refresh_hash
 		WHERE t.token_hash = ? AND u.deactivated = 0`
 	var o TokenOwner
-	if err := db.queryRow(ctx, q, tokenHash).Scan(&o.Localpart, &o.DeviceID, &o.Admin); err != nil {
+	if err := db.queryRow(ctx, q, tokenHash).Scan(&o.Localpart, &o.DeviceID, &o.Admin, &o.ExpiresTS, &o.PendingRefresh); err != nil {
 		return nil, notFound(err)
 	}
 	return &o, nil
@@ -167,8 +175,8 @@ func (tx *Tx) Deactivate(localpart string) error {
 }
 
 // CreateDevice adds a device, or keeps the existing one with this ID (its name too, unless
-// the old one had none) and revokes its access tokens, as the spec asks of a login that
-// names a known device.
+// the old one had none) and revokes its access and refresh tokens, as the spec asks of a
+// login that names a known device.
 func (tx *Tx) CreateDevice(localpart string, d Device) error {
 	_, err := tx.Exec(`INSERT INTO devices (localpart, device_id, display_name, created_ts, last_seen_ts, last_seen_ip)
 		VALUES (?, ?, nullif(?, ''), ?, nullif(?, 0), nullif(?, ''))
@@ -179,7 +187,10 @@ func (tx *Tx) CreateDevice(localpart string, d Device) error {
 	if err != nil {
 		return err
 	}
-	_, err = tx.Exec(`DELETE FROM access_tokens WHERE localpart = ? AND device_id = ?`, localpart, d.ID)
+	if _, err = tx.Exec(`DELETE FROM access_tokens WHERE localpart = ? AND device_id = ?`, localpart, d.ID); err != nil {
+		return err
+	}
+	_, err = tx.Exec(`DELETE FROM refresh_tokens WHERE localpart = ? AND device_id = ?`, localpart, d.ID)
 	return err
 }
 
@@ -188,7 +199,8 @@ func (tx *Tx) SetDeviceName(localpart string, deviceID id.DeviceID, name string)
 	return expectOne(tx.Exec(`UPDATE devices SET display_name = ? WHERE localpart = ? AND device_id = ?`, name, localpart, deviceID))
 }
 
-// DeleteDevices removes the given devices and their tokens. Unknown IDs are ignored.
+// DeleteDevices removes the given devices and their access and refresh tokens. Unknown IDs
+// are ignored.
 func (tx *Tx) DeleteDevices(localpart string, ids []id.DeviceID) error {
 	for _, d := range ids {
 		if _, err := tx.Exec(`DELETE FROM devices WHERE localpart = ? AND device_id = ?`, localpart, d); err != nil {

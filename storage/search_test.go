@@ -243,7 +243,7 @@ func TestSearchMigrationIndexesOldEvents(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Turn the file back into a schema-11 database: no index, nor the later migrations'
-	// tables, user_version 11.
+	// tables and columns, user_version 11.
 	raw, err := sql.Open("sqlite", path)
 	if err != nil {
 		t.Fatal(err)
@@ -251,6 +251,9 @@ func TestSearchMigrationIndexesOldEvents(t *testing.T) {
 	if _, err := raw.Exec(`DROP TABLE event_search; DROP TABLE event_search_content;
 		DROP TABLE e2ee_device_list_stream; DROP TABLE e2ee_inbound_to_device;
 		DROP TABLE push_rules; DROP TABLE push_notifications; DROP TABLE push_read; DROP TABLE pushers;
+		DROP TABLE system_users; DROP TABLE server_notice_rooms; DROP TABLE server_notice_txns;
+		DROP TABLE refresh_tokens; DROP INDEX access_tokens_by_refresh;
+		ALTER TABLE access_tokens DROP COLUMN expires_ts; ALTER TABLE access_tokens DROP COLUMN refresh_hash;
 		PRAGMA user_version = 11`); err != nil {
 		t.Fatal(err)
 	}

@@ -63,6 +63,7 @@ func runUser(ctx context.Context, args []string) error {
 		return err
 	}
 	acc := accounts.New(db, cfg.ServerName)
+	acc.Reserve(cfg.Notices.Localpart)
 	localpart, err := acc.LocalpartOf(fs.Arg(0))
 	if err != nil {
 		return fmt.Errorf("%s: %w", fs.Arg(0), err)

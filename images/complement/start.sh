@@ -6,7 +6,8 @@
 # lives in ./data so blueprints (stopped and committed containers) keep it. Rate limits are
 # off, the deprecated unauthenticated media paths on, and federation may reach the private
 # container network where hs1, hs2 and Complement's own servers live, as the tests expect;
-# defaults are unchanged elsewhere.
+# server notices come from @_server:<name>, the sender TestServerNotices looks for; defaults
+# are unchanged elsewhere.
 set -e
 exec ./fyr serve \
 	--data-dir ./data \
@@ -22,4 +23,5 @@ exec ./fyr serve \
 	--rate-messages-per-second 0 \
 	--media-uploads-per-second 0 \
 	--media-legacy-unauthenticated \
+	--server-notices-localpart _server \
 	--log-level "${FYR_LOG_LEVEL:-info}"

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"maunium.net/go/mautrix/id"
@@ -24,6 +25,7 @@ var (
 	ErrUserInUse         = errors.New("accounts: user ID already taken")
 	ErrForbidden         = errors.New("accounts: invalid username or password")
 	ErrUnknownToken      = errors.New("accounts: unknown access token")
+	ErrTokenExpired      = errors.New("accounts: access token expired")
 	ErrPasswordTooLong   = fmt.Errorf("accounts: password longer than %d bytes", MaxPasswordBytes)
 	ErrInvalidRegToken   = errors.New("accounts: registration token invalid, used up or expired")
 	ErrUserDeactivated   = errors.New("accounts: user is deactivated")
@@ -38,7 +40,8 @@ var (
 type Service struct {
 	db         *storage.DB
 	serverName string
-	now        func() time.Time
+	// now is the clock that token expiry, UIA sessions and nonces are measured by (SetClock).
+	now atomic.Pointer[func() time.Time]
 
 	uia    *uiaStore
 	nonces *nonceStore
@@ -47,19 +50,27 @@ type Service struct {
 	remoteProfile RemoteProfile // nil: remote profiles are not found
 	// profileChanged hears about display name and avatar changes (OnProfileChange).
 	profileChanged func(user id.UserID)
+	// reserved are the localparts of the server's own accounts (Reserve, system.go).
+	reserved map[string]bool
 }
 
 // New returns a Service for the server called serverName.
 func New(db *storage.DB, serverName string) *Service {
-	s := &Service{db: db, serverName: serverName, now: time.Now}
+	s := &Service{db: db, serverName: serverName}
+	s.SetClock(time.Now)
 	s.uia = newUIAStore(s.clock)
 	s.nonces = newNonceStore(s.clock)
 	return s
 }
 
-func (s *Service) clock() time.Time { return s.now() }
+// SetClock replaces the clock that access token expiry, UIA sessions and other timeouts are
+// measured by; tests use it to let time pass without sleeping. It is safe to call while the
+// Service is in use.
+func (s *Service) SetClock(now func() time.Time) { s.now.Store(&now) }
 
-func (s *Service) nowMS() int64 { return s.now().UnixMilli() }
+func (s *Service) clock() time.Time { return (*s.now.Load())() }
+
+func (s *Service) nowMS() int64 { return s.clock().UnixMilli() }
 
 // ServerName is the name users of this server have after the colon.
 func (s *Service) ServerName() string { return s.serverName }
@@ -77,22 +88,46 @@ type Caller struct {
 	Admin     bool
 }
 
-// Session is what a successful registration or login hands the client.
+// Session is what a successful registration, login or refresh hands the client.
 type Session struct {
 	UserID      id.UserID
 	DeviceID    id.DeviceID
 	AccessToken string // empty with inhibit_login
+	// RefreshToken renews AccessToken through Refresh; empty unless the client asked for one.
+	RefreshToken string
+	// ExpiresIn is the lifetime of AccessToken; 0: it never expires.
+	ExpiresIn time.Duration
 }
 
 // Authenticate resolves an access token to its caller, and notes that the caller's device
-// was used from ip (written within SeenFlushInterval; see Run).
+// was used from ip (written within SeenFlushInterval; see Run). An unknown token gives
+// ErrUnknownToken, an expired one ErrTokenExpired. The first use of a token from Refresh
+// revokes the refresh token that was exchanged for it.
 func (s *Service) Authenticate(ctx context.Context, token, ip string) (*Caller, error) {
+	return s.authenticate(ctx, token, ip, false)
+}
+
+// AuthenticateExpired is Authenticate that also accepts an expired access token, as logout
+// does: a client may end a session whose token has run out without refreshing it first.
+func (s *Service) AuthenticateExpired(ctx context.Context, token, ip string) (*Caller, error) {
+	return s.authenticate(ctx, token, ip, true)
+}
+
+func (s *Service) authenticate(ctx context.Context, token, ip string, allowExpired bool) (*Caller, error) {
 	o, err := s.db.TokenOwner(ctx, HashToken(token))
 	if errors.Is(err, storage.ErrNotFound) {
 		return nil, ErrUnknownToken
 	}
 	if err != nil {
 		return nil, err
+	}
+	if o.ExpiresTS != 0 && s.nowMS() >= o.ExpiresTS && !allowExpired {
+		return nil, ErrTokenExpired
+	}
+	if o.PendingRefresh != nil {
+		if err := s.finishRefresh(ctx, o.PendingRefresh); err != nil {
+			return nil, err
+		}
 	}
 	s.noteSeen(o.Localpart, o.DeviceID, ip)
 	return &Caller{UserID: s.UserID(o.Localpart), Localpart: o.Localpart, DeviceID: o.DeviceID, Admin: o.Admin}, nil
@@ -148,6 +183,9 @@ func (s *Service) Available(ctx context.Context, localpart string) error {
 	if err := s.ValidateLocalpart(localpart); err != nil {
 		return err
 	}
+	if s.reserved[localpart] {
+		return fmt.Errorf("%w: %s is reserved for the server", ErrUserInUse, localpart)
+	}
 	_, err := s.db.User(ctx, localpart)
 	switch {
 	case err == nil:
@@ -169,6 +207,9 @@ type NewAccount struct {
 	DeviceID     id.DeviceID
 	DeviceName   string
 	IP           string
+	// TokenLifetime, when positive, makes the access token expire after it and comes with a
+	// refresh token (the client sent refresh_token: true); 0: the token never expires.
+	TokenLifetime time.Duration
 }
 
 // Register creates an account, and unless InhibitLogin, a device and access token for it.
@@ -178,6 +219,9 @@ func (s *Service) Register(ctx context.Context, a NewAccount) (*Session, error) 
 	}
 	if err := s.ValidateLocalpart(a.Localpart); err != nil {
 		return nil, err
+	}
+	if s.reserved[a.Localpart] {
+		return nil, fmt.Errorf("%w: %s is reserved for the server", ErrUserInUse, a.Localpart)
 	}
 	var hash string
 	if a.Password != "" {
@@ -190,15 +234,17 @@ func (s *Service) Register(ctx context.Context, a NewAccount) (*Session, error) 
 		}
 	}
 	sess := &Session{UserID: s.UserID(a.Localpart)}
-	var tokenHash []byte
+	clock := s.clock()
+	now := clock.UnixMilli()
+	var toks tokens
 	if !a.InhibitLogin {
 		sess.DeviceID = a.DeviceID
 		if sess.DeviceID == "" {
 			sess.DeviceID = newDeviceID()
 		}
-		sess.AccessToken, tokenHash = newAccessToken()
+		toks = newTokens(a.TokenLifetime, clock)
+		toks.fill(sess)
 	}
-	now := s.nowMS()
 	err := s.db.Write(ctx, func(tx *storage.Tx) error {
 		admin := a.Admin
 		if a.RegToken != "" {
@@ -226,7 +272,7 @@ func (s *Service) Register(ctx context.Context, a NewAccount) (*Session, error) 
 		if a.InhibitLogin {
 			return nil
 		}
-		return s.addDevice(tx, a.Localpart, sess.DeviceID, a.DeviceName, a.IP, tokenHash, now)
+		return s.addDevice(tx, a.Localpart, sess.DeviceID, a.DeviceName, a.IP, toks, now)
 	})
 	if err != nil {
 		return nil, err
@@ -234,11 +280,11 @@ func (s *Service) Register(ctx context.Context, a NewAccount) (*Session, error) 
 	return sess, nil
 }
 
-func (s *Service) addDevice(tx *storage.Tx, localpart string, deviceID id.DeviceID, name, ip string, tokenHash []byte, now int64) error {
+func (s *Service) addDevice(tx *storage.Tx, localpart string, deviceID id.DeviceID, name, ip string, toks tokens, now int64) error {
 	if err := tx.CreateDevice(localpart, storage.Device{ID: deviceID, DisplayName: name, CreatedTS: now, LastSeenTS: now, LastSeenIP: ip}); err != nil {
 		return err
 	}
-	return tx.AddAccessToken(tokenHash, localpart, deviceID, now)
+	return toks.store(tx, localpart, deviceID, now)
 }
 
 // CheckPassword verifies a local user's password. Unknown users, deactivated users and wrong
@@ -272,6 +318,9 @@ type Login struct {
 	DeviceID   id.DeviceID // empty: a new device
 	DeviceName string
 	IP         string
+	// TokenLifetime, when positive, makes the access token expire after it and comes with a
+	// refresh token (the client sent refresh_token: true); 0: the token never expires.
+	TokenLifetime time.Duration
 }
 
 // Login checks a password and creates (or takes over) a device with a new access token.
@@ -290,18 +339,19 @@ func (s *Service) Login(ctx context.Context, l Login) (*Session, error) {
 	if sess.DeviceID == "" {
 		sess.DeviceID = newDeviceID()
 	}
-	var tokenHash []byte
-	sess.AccessToken, tokenHash = newAccessToken()
-	now := s.nowMS()
+	clock := s.clock()
+	toks := newTokens(l.TokenLifetime, clock)
+	toks.fill(sess)
+	now := clock.UnixMilli()
 	if err := s.db.Write(ctx, func(tx *storage.Tx) error {
-		return s.addDevice(tx, localpart, sess.DeviceID, l.DeviceName, l.IP, tokenHash, now)
+		return s.addDevice(tx, localpart, sess.DeviceID, l.DeviceName, l.IP, toks, now)
 	}); err != nil {
 		return nil, err
 	}
 	return sess, nil
 }
 
-// Logout deletes the caller's device and so its access token.
+// Logout deletes the caller's device and so its access and refresh tokens.
 func (s *Service) Logout(ctx context.Context, c *Caller) error {
 	return s.db.Write(ctx, func(tx *storage.Tx) error {
 		return tx.DeleteDevices(c.Localpart, []id.DeviceID{c.DeviceID})

@@ -17,7 +17,7 @@ const OpenIDTokenTTL = time.Hour
 // OpenIDTokenTTL, for the caller's user ID. It is good for nothing else.
 func (s *Service) NewOpenIDToken(ctx context.Context, c *Caller) (string, time.Duration, error) {
 	token := newSecret(32)
-	expires := s.now().Add(OpenIDTokenTTL).UnixMilli()
+	expires := s.clock().Add(OpenIDTokenTTL).UnixMilli()
 	err := s.db.Write(ctx, func(tx *storage.Tx) error {
 		return tx.AddOpenIDToken(HashToken(token), c.Localpart, expires)
 	})

@@ -8,8 +8,12 @@ import (
 	"maunium.net/go/mautrix/id"
 )
 
-// accessTokenPrefix makes Fyr tokens recognisable to secret scanners and in bug reports.
-const accessTokenPrefix = "fyt_"
+// accessTokenPrefix and refreshTokenPrefix make Fyr tokens recognisable to secret scanners
+// and in bug reports.
+const (
+	accessTokenPrefix  = "fyt_"
+	refreshTokenPrefix = "fyr_"
+)
 
 // newSecret returns n random bytes in URL-safe base64.
 func newSecret(n int) string {
@@ -26,7 +30,13 @@ func newAccessToken() (string, []byte) {
 	return tok, HashToken(tok)
 }
 
-// HashToken is how access and registration tokens are stored: SHA-256 of the token. The
+// newRefreshToken returns a new refresh token (256 random bits) and the hash that is stored.
+func newRefreshToken() (string, []byte) {
+	tok := refreshTokenPrefix + newSecret(32)
+	return tok, HashToken(tok)
+}
+
+// HashToken is how access, refresh and registration tokens are stored: SHA-256 of the token. The
 // tokens are random with at least 128 bits, so a fast hash suffices; a stolen database
 // yields no usable token.
 func HashToken(token string) []byte {

@@ -52,6 +52,12 @@ const (
 	DefaultTURNTTL             = 24 * time.Hour
 	DefaultTURNUserAllocations = 20
 	DefaultTURNUserKbps        = 20000 // 20 Mbit/s: a few HD video calls at once
+
+	DefaultNoticesLocalpart   = "notices"
+	DefaultNoticesDisplayName = "Server notices"
+	DefaultNoticesRoomName    = "Server notices"
+	// DefaultAccessTokenLifetime is Synapse's default for refreshable access tokens.
+	DefaultAccessTokenLifetime = 5 * time.Minute
 )
 
 // Config is the whole configuration of one Fyr server.
@@ -64,11 +70,13 @@ type Config struct {
 	Federation Federation `yaml:"federation"`
 	Database   Database   `yaml:"database"`
 	Register   Register   `yaml:"registration"`
+	Auth       Auth       `yaml:"auth"`
 	RateLimits RateLimits `yaml:"rate_limits"`
 	Media      Media      `yaml:"media"`
 	TURN       TURN       `yaml:"turn"`
 	Presence   Presence   `yaml:"presence"`
 	Push       Push       `yaml:"push"`
+	Notices    Notices    `yaml:"server_notices"`
 }
 
 // Log configures log/slog output on standard error.
@@ -120,6 +128,15 @@ type Database struct {
 type Register struct {
 	Open         bool   `yaml:"open" flag:"open-registration" help:"let anyone register without a token (only m.login.dummy); off by default" reload:"yes"`
 	SharedSecret string `yaml:"shared_secret" flag:"registration-shared-secret" help:"secret for Synapse-style admin registration at /_synapse/admin/v1/register (empty: disabled)" reload:"yes" secret:"yes"`
+}
+
+// Auth configures access tokens.
+type Auth struct {
+	// AccessTokenLifetime applies only to clients that send refresh_token: true to /login or
+	// /register (Element X and other matrix-rust-sdk clients do): their access token expires
+	// after it and is renewed through POST /refresh on the same device. Other clients' tokens
+	// never expire. A change applies to tokens issued afterwards.
+	AccessTokenLifetime time.Duration `yaml:"access_token_lifetime" flag:"access-token-lifetime" help:"how long an access token lives when the client asked for a refresh token at login or registration; other clients' tokens never expire" reload:"yes"`
 }
 
 // RateLimits bounds how often one client address may try a costly action. A rate of 0 turns
@@ -179,6 +196,16 @@ type Push struct {
 	AllowPrivate bool `yaml:"allow_private_gateways" flag:"push-allow-private-gateways" help:"let pushers send to push gateways on loopback and private networks (a gateway on the LAN, test beds); off, only public addresses are reached" reload:"yes"`
 }
 
+// Notices configures server notices: the account through which the server tells its users
+// things (an installed update, for instance), each in a room of their own.
+type Notices struct {
+	// Localpart names the system account; registering it is refused. Changing it later starts
+	// new notices rooms from the new account.
+	Localpart   string `yaml:"localpart" flag:"server-notices-localpart" help:"localpart of the account that sends server notices (@localpart:server_name); nobody can register or log in as it" reload:"no"`
+	DisplayName string `yaml:"display_name" flag:"server-notices-display-name" help:"display name of the server notices account" reload:"no"`
+	RoomName    string `yaml:"room_name" flag:"server-notices-room-name" help:"name of each user's server notices room" reload:"no"`
+}
+
 // Default returns the built-in configuration: a server named localhost on loopback.
 func Default() *Config {
 	return &Config{
@@ -188,6 +215,7 @@ func Default() *Config {
 		Client:     Client{Addr: DefaultClientAddr, MaxBodyBytes: DefaultMaxBodyBytes},
 		Federation: Federation{Addr: DefaultFederationAddr},
 		Database:   Database{ReadConns: DefaultReadConns},
+		Auth:       Auth{AccessTokenLifetime: DefaultAccessTokenLifetime},
 		RateLimits: RateLimits{LoginPerSecond: DefaultLoginPerSecond, LoginBurst: DefaultLoginBurst,
 			MessagesPerSecond: DefaultMessagesPerSecond, MessagesBurst: DefaultMessagesBurst},
 		Media: Media{MaxUploadBytes: DefaultMaxUploadBytes, QuotaBytes: DefaultMediaQuota, MaxPending: DefaultMaxPending,
@@ -195,5 +223,6 @@ func Default() *Config {
 		TURN: TURN{Enabled: true, MinPort: DefaultTURNMinPort, MaxPort: DefaultTURNMaxPort, TTL: DefaultTURNTTL,
 			UserAllocations: DefaultTURNUserAllocations, UserKbps: DefaultTURNUserKbps},
 		Presence: Presence{Enabled: true},
+		Notices:  Notices{Localpart: DefaultNoticesLocalpart, DisplayName: DefaultNoticesDisplayName, RoomName: DefaultNoticesRoomName},
 	}
 }

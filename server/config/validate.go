@@ -126,6 +126,12 @@ var rules = []rule{
 		}
 		return "", ""
 	}},
+	{"auth.access_token_lifetime", func(c *Config) (string, string) {
+		if d := c.Auth.AccessTokenLifetime; d < time.Minute || d > 7*24*time.Hour {
+			return "outside 1m–168h", "use e.g. " + DefaultAccessTokenLifetime.String()
+		}
+		return "", ""
+	}},
 	{"rate_limits.login_per_second", func(c *Config) (string, string) {
 		if r := c.RateLimits.LoginPerSecond; !(r >= 0) || math.IsInf(r, 0) {
 			return "negative or not a number", "use 0 for no limit, or e.g. " + strconv.FormatFloat(DefaultLoginPerSecond, 'g', -1, 64)
@@ -263,6 +269,31 @@ var rules = []rule{
 	{"turn.external_secret", func(c *Config) (string, string) {
 		if strings.TrimSpace(c.TURN.ExternalURIs) != "" && c.TURN.ExternalSecret == "" {
 			return "empty while turn.external_uris is set", "set the external server's shared secret (coturn's static-auth-secret)"
+		}
+		return "", ""
+	}},
+	{"server_notices.localpart", func(c *Config) (string, string) {
+		lp := c.Notices.Localpart
+		if lp == "" {
+			return "empty", "use e.g. " + DefaultNoticesLocalpart
+		}
+		if strings.Trim(lp, "abcdefghijklmnopqrstuvwxyz0123456789._=-/+") != "" {
+			return "not a localpart: only a-z, 0-9 and . _ = - / + may appear", "use e.g. " + DefaultNoticesLocalpart
+		}
+		if n := len("@" + lp + ":" + c.ServerName); n > 255 {
+			return fmt.Sprintf("the user ID would be %d bytes, over the limit of 255", n), "use e.g. " + DefaultNoticesLocalpart
+		}
+		return "", ""
+	}},
+	{"server_notices.display_name", func(c *Config) (string, string) {
+		if len(c.Notices.DisplayName) > 256 {
+			return "longer than 256 bytes", "use e.g. " + DefaultNoticesDisplayName
+		}
+		return "", ""
+	}},
+	{"server_notices.room_name", func(c *Config) (string, string) {
+		if len(c.Notices.RoomName) > 255 {
+			return "longer than 255 bytes", "use e.g. " + DefaultNoticesRoomName
 		}
 		return "", ""
 	}},

@@ -6,6 +6,7 @@ import (
 	"math"
 	"strings"
 	"testing"
+	"time"
 
 	"fyr/server/config"
 )
@@ -64,11 +65,23 @@ func TestValidate(t *testing.T) {
 		{"shared secret with inner space", func(c *config.Config) { c.Register.SharedSecret = "correct horse" }, "", ""},
 		{"shared secret blank", func(c *config.Config) { c.Register.SharedSecret = " \t" }, "registration.shared_secret", "only whitespace"},
 		{"shared secret padded", func(c *config.Config) { c.Register.SharedSecret = "s3cret\n" }, "registration.shared_secret", "whitespace"},
+		{"token lifetime 1m", func(c *config.Config) { c.Auth.AccessTokenLifetime = time.Minute }, "", ""},
+		{"token lifetime 168h", func(c *config.Config) { c.Auth.AccessTokenLifetime = 168 * time.Hour }, "", ""},
+		{"token lifetime 59s", func(c *config.Config) { c.Auth.AccessTokenLifetime = 59 * time.Second }, "auth.access_token_lifetime", "outside 1m–168h; use e.g. 5m0s"},
+		{"token lifetime 0", func(c *config.Config) { c.Auth.AccessTokenLifetime = 0 }, "auth.access_token_lifetime", "outside 1m–168h"},
+		{"token lifetime 8 days", func(c *config.Config) { c.Auth.AccessTokenLifetime = 192 * time.Hour }, "auth.access_token_lifetime", "outside 1m–168h"},
 		{"rate off", func(c *config.Config) { c.RateLimits.LoginPerSecond, c.RateLimits.LoginBurst = 0, 0 }, "", ""},
 		{"rate negative", func(c *config.Config) { c.RateLimits.LoginPerSecond = -1 }, "rate_limits.login_per_second", "negative"},
 		{"rate NaN", func(c *config.Config) { c.RateLimits.LoginPerSecond = math.NaN() }, "rate_limits.login_per_second", "not a number"},
 		{"burst negative", func(c *config.Config) { c.RateLimits.LoginBurst = -1 }, "rate_limits.login_burst", "negative"},
 		{"burst 0 with rate", func(c *config.Config) { c.RateLimits.LoginBurst = 0 }, "rate_limits.login_burst", "below 1 while rate_limits.login_per_second is set"},
+		{"notices localpart for Complement", func(c *config.Config) { c.Notices.Localpart = "_server" }, "", ""},
+		{"notices localpart empty", func(c *config.Config) { c.Notices.Localpart = "" }, "server_notices.localpart", "empty"},
+		{"notices localpart upper case", func(c *config.Config) { c.Notices.Localpart = "Notices" }, "server_notices.localpart", "not a localpart"},
+		{"notices localpart user ID", func(c *config.Config) { c.Notices.Localpart = "@notices:localhost" }, "server_notices.localpart", "not a localpart"},
+		{"notices localpart too long", func(c *config.Config) { c.Notices.Localpart = strings.Repeat("n", 250) }, "server_notices.localpart", "over the limit of 255"},
+		{"notices display name too long", func(c *config.Config) { c.Notices.DisplayName = strings.Repeat("n", 257) }, "server_notices.display_name", "longer than 256"},
+		{"notices room name too long", func(c *config.Config) { c.Notices.RoomName = strings.Repeat("n", 256) }, "server_notices.room_name", "longer than 255"},
 		{"first problem wins", func(c *config.Config) { c.Log.Format, c.Client.Addr, c.ServerName = "x", "x", "" }, "server_name", ""},
 	}
 	for _, tt := range tests {

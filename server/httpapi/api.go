@@ -17,6 +17,7 @@ import (
 	"fyr/server/ephemeral"
 	e2ee "fyr/server/keys"
 	"fyr/server/media"
+	"fyr/server/notices"
 	"fyr/server/push"
 	"fyr/server/reports"
 	"fyr/server/rooms"
@@ -44,6 +45,8 @@ type Engines struct {
 	Sync *sync.Engine
 	// Push serves push rules, pushers and notifications; nil: those routes are absent.
 	Push *push.Service
+	// Notices serves Synapse's send_server_notice admin API; nil: it is absent.
+	Notices *notices.Service
 }
 
 // API serves the client-server API. Create it with New and serve Handler().
@@ -56,6 +59,7 @@ type API struct {
 	e2ee     *e2ee.Engine
 	sync     *sync.Engine
 	push     *push.Service
+	notices  *notices.Service
 	cfg      atomic.Pointer[config.Config]
 	log      *slog.Logger
 	mux      *http.ServeMux
@@ -78,6 +82,7 @@ func New(e Engines, cfg *config.Config, log *slog.Logger) *API {
 	a.cfg.Store(cfg)
 	a.userdata = e.UserData
 	a.push = e.Push
+	a.notices = e.Notices
 	a.routes()
 	return a
 }

@@ -33,17 +33,26 @@ func accessToken(r *http.Request) (string, bool) {
 }
 
 // authed wraps a handler that needs an access token.
-func (a *API) authed(h handlerFunc) handlerFunc {
+func (a *API) authed(h handlerFunc) handlerFunc { return a.authedBy(a.accounts.Authenticate, h) }
+
+// authedExpired is authed that also accepts an expired access token, for logout.
+func (a *API) authedExpired(h handlerFunc) handlerFunc {
+	return a.authedBy(a.accounts.AuthenticateExpired, h)
+}
+
+func (a *API) authedBy(authenticate func(ctx context.Context, token, ip string) (*accounts.Caller, error), h handlerFunc) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		token, ok := accessToken(r)
 		if !ok {
 			return newErr(http.StatusUnauthorized, "M_MISSING_TOKEN", "missing access token")
 		}
-		c, err := a.accounts.Authenticate(r.Context(), token, clientIP(r))
+		c, err := authenticate(r.Context(), token, clientIP(r))
 		if errors.Is(err, accounts.ErrUnknownToken) {
-			e := newErr(http.StatusUnauthorized, "M_UNKNOWN_TOKEN", "unknown or expired access token")
-			e.Extra = map[string]any{"soft_logout": false}
-			return e
+			return errUnknownToken("unknown access token", false)
+		}
+		if errors.Is(err, accounts.ErrTokenExpired) {
+			// The session lives on: the client refreshes, or logs in again on the same device.
+			return errUnknownToken("access token expired", true)
 		}
 		if err != nil {
 			return err
@@ -53,4 +62,12 @@ func (a *API) authed(h handlerFunc) handlerFunc {
 		}
 		return h(w, r.WithContext(context.WithValue(r.Context(), callerKey{}, c)))
 	}
+}
+
+// errUnknownToken is the spec's 401 M_UNKNOWN_TOKEN. softLogout true tells the client that
+// its session (device, keys) survives; false, that it was logged out for good.
+func errUnknownToken(msg string, softLogout bool) *Error {
+	e := newErr(http.StatusUnauthorized, "M_UNKNOWN_TOKEN", "%s", msg)
+	e.Extra = map[string]any{"soft_logout": softLogout}
+	return e
 }

@@ -12,6 +12,7 @@ import (
 	"fyr/server/ephemeral"
 	e2ee "fyr/server/keys"
 	"fyr/server/media"
+	"fyr/server/notices"
 	"fyr/server/push"
 	"fyr/server/reports"
 	"fyr/server/rooms"
@@ -141,6 +142,13 @@ var engineErrors = []struct {
 	{push.ErrBadJSON, 400, "M_BAD_JSON"},
 	{push.ErrMissingParam, 400, "M_MISSING_PARAM"},
 	{push.ErrRelativeNotFound, 400, "M_UNKNOWN"},
+	{notices.ErrNotLocal, 400, "M_UNKNOWN"},
+	{notices.ErrUnknownUser, 404, "M_NOT_FOUND"},
+	{notices.ErrInvalidParam, 400, "M_INVALID_PARAM"},
+	{notices.ErrBadJSON, 400, "M_BAD_JSON"},
+	{notices.ErrTooLarge, 413, "M_TOO_LARGE"},
+	{notices.ErrCannotReject, 403, "M_CANNOT_LEAVE_SERVER_NOTICE_ROOM"},
+	{accounts.ErrSystemLocalpart, 500, "M_UNKNOWN"},
 }
 
 // asAPIError turns any error into the Error the client sees. Unknown errors become

@@ -21,6 +21,8 @@ type loginRequest struct {
 	Password                 string               `json:"password"`
 	DeviceID                 id.DeviceID          `json:"device_id"`
 	InitialDeviceDisplayName string               `json:"initial_device_display_name"`
+	// RefreshToken: the client supports refresh tokens (spec v1.3).
+	RefreshToken bool `json:"refresh_token"`
 }
 
 // login is POST /login. See https://spec.matrix.org/v1.19/client-server-api/#post_matrixclientv3login
@@ -44,6 +46,7 @@ func (a *API) login(w http.ResponseWriter, r *http.Request) error {
 	}
 	sess, err := a.accounts.Login(r.Context(), accounts.Login{
 		User: user, Password: req.Password, DeviceID: req.DeviceID, DeviceName: req.InitialDeviceDisplayName, IP: clientIP(r),
+		TokenLifetime: a.tokenLifetime(req.RefreshToken),
 	})
 	if err != nil {
 		return err
@@ -57,6 +60,10 @@ func sessionJSON(s *accounts.Session, serverName string) map[string]any {
 	if s.AccessToken != "" {
 		out["access_token"] = s.AccessToken
 		out["device_id"] = s.DeviceID
+	}
+	if s.RefreshToken != "" {
+		out["refresh_token"] = s.RefreshToken
+		out["expires_in_ms"] = s.ExpiresIn.Milliseconds()
 	}
 	return out
 }
@@ -74,7 +81,8 @@ func validDeviceFields(deviceID id.DeviceID, name string) error {
 	return nil
 }
 
-// logout is POST /logout: the caller's device and token go.
+// logout is POST /logout: the caller's device and its tokens go. An expired access token
+// may log out, as on Synapse.
 func (a *API) logout(w http.ResponseWriter, r *http.Request) error {
 	if err := a.accounts.Logout(r.Context(), caller(r)); err != nil {
 		return err
@@ -83,7 +91,7 @@ func (a *API) logout(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// logoutAll is POST /logout/all: every device of the caller goes.
+// logoutAll is POST /logout/all: every device of the caller goes, with their tokens.
 func (a *API) logoutAll(w http.ResponseWriter, r *http.Request) error {
 	if err := a.accounts.LogoutAll(r.Context(), caller(r)); err != nil {
 		return err

@@ -16,6 +16,8 @@ type registerRequest struct {
 	DeviceID                 id.DeviceID        `json:"device_id"`
 	InitialDeviceDisplayName string             `json:"initial_device_display_name"`
 	InhibitLogin             bool               `json:"inhibit_login"`
+	// RefreshToken: the client supports refresh tokens (spec v1.3).
+	RefreshToken bool `json:"refresh_token"`
 }
 
 // registrationFlows: a token always works; m.login.dummy only when registration is open.
@@ -64,6 +66,8 @@ func (a *API) register(w http.ResponseWriter, r *http.Request) error {
 		DeviceID:     req.DeviceID,
 		DeviceName:   req.InitialDeviceDisplayName,
 		IP:           clientIP(r),
+		// With inhibit_login no token is made, so none expires.
+		TokenLifetime: a.tokenLifetime(req.RefreshToken),
 	})
 	if err != nil {
 		return err

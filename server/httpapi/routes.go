@@ -12,8 +12,9 @@ func (a *API) routes() {
 
 	a.client("GET /login", a.loginFlows)
 	a.client("POST /login", a.rateLimited("login", a.login))
-	a.client("POST /logout", a.authed(a.devicesGone(a.logout)))
-	a.client("POST /logout/all", a.authed(a.devicesGone(a.logoutAll)))
+	a.client("POST /logout", a.authedExpired(a.devicesGone(a.logout)))
+	a.client("POST /logout/all", a.authedExpired(a.devicesGone(a.logoutAll)))
+	a.refreshRoutes()
 	a.client("POST /register", a.rateLimited("login", a.register))
 	a.client("GET /register/available", a.rateLimited("check", a.registerAvailable))
 	a.handle("GET /_matrix/client/v1/register/m.login.registration_token/validity", a.rateLimited("check", a.registrationTokenValidity))
@@ -55,6 +56,7 @@ func (a *API) routes() {
 	a.handle("GET /_synapse/admin/v1/register", a.sharedSecretNonce)
 	a.handle("POST /_synapse/admin/v1/register", a.rateLimited("login", a.sharedSecretRegister))
 	a.updateRoutes()
+	a.noticeRoutes()
 }
 
 // mediaRoutes are the content repository's endpoints: uploads stay under /_matrix/media, and

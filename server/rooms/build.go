@@ -171,6 +171,9 @@ func (e *Engine) build(ctx context.Context, rs *roomState, d draft) (*built, err
 	if err := checkDraft(&d); err != nil {
 		return nil, err
 	}
+	if err := e.checkReject(ctx, rs, &d); err != nil {
+		return nil, err
+	}
 	content := d.content
 	p := &pdu.PDU{
 		RoomID:         rs.id,

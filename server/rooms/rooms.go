@@ -106,6 +106,8 @@ type Engine struct {
 	hook     EventHook
 	remote   Remote
 	resolve  Resolver
+	// rejectGuard may refuse turning an invite into a leave (rejectguard.go).
+	rejectGuard RejectGuard
 }
 
 // New returns an engine over db.

@@ -38,8 +38,9 @@ if (major < 22) {
 if (!process.env.FYR_JSCLIENT_DEBUG) {
     for (const m of ["log", "info", "debug", "warn", "error", "trace"]) console[m] = () => {};
 }
-// FYR_JSCLIENT_TRACE=1 prints every sliding sync request and response.
-const trace = process.env.FYR_JSCLIENT_TRACE;
+// FYR_JSCLIENT_TRACE=1 prints every sliding sync request and response; any other value is a
+// regular expression for the URLs to print, e.g. FYR_JSCLIENT_TRACE='keys/|sendToDevice|sync'.
+const trace = process.env.FYR_JSCLIENT_TRACE && new RegExp(process.env.FYR_JSCLIENT_TRACE === "1" ? "simplified_msc3575" : process.env.FYR_JSCLIENT_TRACE);
 // Requests the server refused, "METHOD /path status errcode" → count, for the closing note.
 const refusals = new Map();
 // Per client: the first pos it was given, and whether its next request should use it again.
@@ -62,11 +63,11 @@ function fetchFor(name) {
         const resp = await fetch(url, init);
         if (resp.status >= 400) {
             const body = await resp.clone().json().catch(() => ({}));
-            const path = new URL(url).pathname.replace(/\/[!@$%][^/]*/g, "/…");
+            const path = new URL(url).pathname.replace(/\/[!@$%][^/]*/g, "/…").replace(/\/devices\/[^/]+/, "/devices/…");
             const key = `${init?.method ?? "GET"} ${path} ${resp.status} ${body.errcode ?? ""}`;
             refusals.set(key, (refusals.get(key) ?? 0) + 1);
         }
-        if (trace && String(url).includes("simplified_msc3575")) {
+        if (trace?.test(String(url))) {
             const body = await resp.clone().text();
             say(`>>> ${name} ${url}\n${init?.body}\n<<< ${resp.status}\n${body}`);
         }
@@ -77,6 +78,7 @@ function fetchFor(name) {
 const { EventType, MsgType, NotificationCountType, Preset, ReceiptType, RelationType, Visibility } = sdk;
 const run = Date.now().toString(36); // user names unique per run, so a reused server works
 const password = "correct horse battery staple";
+const bobName = `Bob Builder ${run}`;
 const clients = [];
 const slidingErrors = [];
 
@@ -139,8 +141,12 @@ async function register(localpart) {
     return r.user_id;
 }
 
-/** Logs in with a password on a new device and returns the login response. */
-async function passwordLogin(user, device) {
+/**
+ * Logs in with a password on a new device and returns the login response. Like Element's
+ * password login it asks for no refresh token: matrix-js-sdk refreshes only OAuth 2.0
+ * sessions, so an expiring token from a password login would end the session.
+ */
+async function passwordLogin(user, device, refresh = false) {
     const c = sdk.createClient({ baseUrl: base });
     const flows = await c.loginFlows();
     check(
@@ -152,7 +158,7 @@ async function passwordLogin(user, device) {
         identifier: { type: "m.id.user", user },
         password,
         initial_device_display_name: device,
-        refresh_token: true,
+        ...(refresh ? { refresh_token: true } : {}),
     });
 }
 
@@ -189,17 +195,6 @@ async function newClient(login, name) {
         userId: login.user_id,
         deviceId: login.device_id,
         accessToken: login.access_token,
-        refreshToken: login.refresh_token,
-        tokenRefreshFunction: login.refresh_token
-            ? async (rt) => {
-                  const r = await sdk.createClient({ baseUrl: base }).refreshToken(rt);
-                  return {
-                      accessToken: r.access_token,
-                      refreshToken: r.refresh_token ?? rt,
-                      expiry: r.expires_in_ms ? new Date(Date.now() + r.expires_in_ms) : undefined,
-                  };
-              }
-            : undefined,
     });
     c.fyrName = name;
     await c.initRustCrypto({ useIndexedDB: false });
@@ -231,6 +226,17 @@ async function expectMessage(c, roomId, body, sender) {
     return ev;
 }
 
+/**
+ * Waits until c's crypto knows user's device, as it learns from sync's device_lists (v2) or
+ * the e2ee extension (sliding sync) and a /keys/query. A message encrypted before that is not
+ * encrypted for the device: the same race every Matrix client has with a brand-new device.
+ */
+async function knowsDevice(c, user, device) {
+    await waitFor(`${c.fyrName} to learn of ${user}'s device ${device}`, async () =>
+        (await c.getCrypto().getUserDeviceInfo([user])).get(user)?.has(device),
+    );
+}
+
 const membership = (c, roomId) => c.getRoom(roomId)?.getMyMembership();
 const joinedRooms = (c) => c.getRooms().filter((r) => r.getMyMembership() === "join").length;
 const memberOf = (c, roomId, user) => c.getRoom(roomId)?.getMember(user)?.membership;
@@ -248,8 +254,11 @@ const LIST_REQUIRED_STATE = [
 ];
 const ROOM_SUBSCRIPTION = { timeline_limit: 50, required_state: [[MSC3575_WILDCARD, MSC3575_WILDCARD]] };
 
-/** A client on simplified sliding sync with one room list, as Element Web sets it up. */
-async function slidingClient(login, name) {
+/**
+ * A client on simplified sliding sync with Element Web's two lists: the rooms (the first
+ * `size` of them) and the spaces.
+ */
+async function slidingClient(login, name, size = 20) {
     const c = await newClient(login, name);
     const ss = new SlidingSync(
         base,
@@ -257,10 +266,19 @@ async function slidingClient(login, name) {
             [
                 "room_list",
                 {
-                    ranges: [[0, 19]],
+                    ranges: [[0, size - 1]],
                     timeline_limit: 1,
                     required_state: LIST_REQUIRED_STATE,
-                    filters: {},
+                    filters: { not_room_types: ["m.space"] },
+                },
+            ],
+            [
+                "space_list",
+                {
+                    ranges: [[0, 19]],
+                    timeline_limit: 0,
+                    required_state: [...LIST_REQUIRED_STATE, [EventType.SpaceChild, MSC3575_WILDCARD]],
+                    filters: { room_types: ["m.space"] },
                 },
             ],
         ]),
@@ -305,18 +323,28 @@ await step("log in with a password", async () => {
     bobLogin = await passwordLogin(bobLocal, "js-sdk sync v2");
     check(aliceLogin.user_id === aliceId, `login user_id ${aliceLogin.user_id}, want ${aliceId}`);
     check(aliceLogin.device_id && aliceLogin.access_token, "login lacks device_id or access_token");
-    say(`     refresh token issued: ${aliceLogin.refresh_token ? "yes" : "no (the server does not do refresh tokens)"}`);
+    check(!aliceLogin.refresh_token && !aliceLogin.expires_in_ms, "a login without refresh_token got an expiring token");
 });
 
-if (aliceLogin?.refresh_token) {
-    await step("refresh the access token", async () => {
-        const login = await passwordLogin(aliceLocal, "js-sdk refresh");
+let refreshing;
+await step("log in asking for a refresh token", async () => {
+    refreshing = await passwordLogin(aliceLocal, "js-sdk refresh", true);
+    say(`     refresh token issued: ${refreshing.refresh_token ? `yes, the access token lives ${refreshing.expires_in_ms} ms` : "no (the server does not do refresh tokens)"}`);
+    check(!refreshing.refresh_token === !refreshing.expires_in_ms, "refresh_token and expires_in_ms come together");
+});
+
+if (refreshing?.refresh_token) {
+    await step("refresh the access token (POST /refresh)", async () => {
         const anon = sdk.createClient({ baseUrl: base });
-        const r = await anon.refreshToken(login.refresh_token);
-        check(r.access_token && r.access_token !== login.access_token, "refresh gave no new access token");
-        const c = sdk.createClient({ baseUrl: base, accessToken: r.access_token });
-        const who = await c.whoami();
-        check(who.user_id === aliceId, `whoami after refresh: ${who.user_id}`);
+        const r = await anon.refreshToken(refreshing.refresh_token);
+        check(r.access_token && r.access_token !== refreshing.access_token, "refresh gave no new access token");
+        check(r.refresh_token && r.refresh_token !== refreshing.refresh_token, "refresh gave no new refresh token");
+        const who = await sdk.createClient({ baseUrl: base, accessToken: r.access_token }).whoami();
+        check(who.user_id === aliceId && who.device_id === refreshing.device_id, `whoami after refresh: ${JSON.stringify(who)}`);
+        // Once the new access token has been used, the old refresh token is spent.
+        const again = await anon.refreshToken(refreshing.refresh_token).catch((e) => e);
+        check(again.errcode === "M_UNKNOWN_TOKEN", `the old refresh token still works: ${JSON.stringify(again.data ?? again)}`);
+        await anon.refreshToken(r.refresh_token);
     });
 }
 
@@ -419,8 +447,8 @@ await step("unread counts from push rules, cleared by a read receipt", async () 
 });
 
 await step("display names, aliases, the room directory, search", async () => {
-    await bob.setDisplayName("Bob Builder");
-    await waitFor("alice to see bob's new name in the room", () => alice.getRoom(plainRoom).getMember(bobId)?.name === "Bob Builder");
+    await bob.setDisplayName(bobName);
+    await waitFor("alice to see bob's new name in the room", () => alice.getRoom(plainRoom).getMember(bobId)?.name === bobName);
     const alias = `#jsclient-${run}:${aliceId.split(":").slice(1).join(":")}`;
     await alice.createAlias(alias, plainRoom);
     check((await bob.getRoomIdForAlias(alias)).room_id === plainRoom, "alias does not resolve");
@@ -431,7 +459,7 @@ await step("display names, aliases, the room directory, search", async () => {
     await waitFor("alice to see bob join the public room", () => memberOf(alice, pub, bobId) === "join");
     const found = await alice.searchRoomEvents({ term: "hello" });
     check(found.results.some((r) => r.context.getEvent().getRoomId() === plainRoom), "search found nothing in the plain room");
-    const users = await alice.searchUserDirectory({ term: "Builder" });
+    const users = await alice.searchUserDirectory({ term: bobName });
     check(users.results.some((u) => u.user_id === bobId), `user directory: ${JSON.stringify(users.results)}`);
 });
 
@@ -568,6 +596,7 @@ await step("sliding sync: account data extension", async () => {
 await step("sliding sync: e2ee and to-device extensions decrypt both ways", async () => {
     // bob's client learns of alice's new device from /sync's device_lists, alice2's room key
     // arrives through the to_device extension.
+    await knowsDevice(bob, aliceId, alice2.getDeviceId());
     await bob.sendMessage(secretRoom, { msgtype: MsgType.Text, body: "secret to sliding" });
     const got = await expectMessage(alice2, secretRoom, "secret to sliding", bobId);
     check(got.getWireType() === EventType.RoomMessageEncrypted, `alice2 got a ${got.getWireType()}`);
@@ -623,7 +652,7 @@ await step("sliding sync: a DM without a name is named after its heroes", async 
     await waitFor("alice2 to be joined to the DM", () => membership(alice2, dm) === "join");
     await bob.sendMessage(dm, { msgtype: MsgType.Text, body: "psst" });
     await expectMessage(alice2, dm, "psst", bobId);
-    await waitFor(`the DM to be named "Bob Builder" (heroes), not ${alice2.getRoom(dm).name}`, () => alice2.getRoom(dm).name === "Bob Builder");
+    await waitFor(`the DM to be named "${bobName}" (heroes), not ${alice2.getRoom(dm).name}`, () => alice2.getRoom(dm).name === bobName);
     await alice2.leave(dm);
 });
 
@@ -638,6 +667,8 @@ await step("sliding sync: a second user on sliding sync, from scratch", async ()
     await expectMessage(bob2, plainRoom, "hello alice", bobId);
     await alice2.sendMessage(plainRoom, { msgtype: MsgType.Text, body: "sliding to sliding" });
     await expectMessage(bob2, plainRoom, "sliding to sliding", aliceId);
+    // alice2 learns of bob2 through the e2ee extension's device_lists.
+    await knowsDevice(alice2, bobId, bob2.getDeviceId());
     await alice2.sendMessage(secretRoom, { msgtype: MsgType.Text, body: "secret sliding to sliding" });
     await expectMessage(bob2, secretRoom, "secret sliding to sliding", aliceId);
     noSlidingErrors();
@@ -664,6 +695,41 @@ await step("sliding sync: leave a room", async () => {
     await waitFor("alice2 to see herself leave", () => membership(alice2, inviteRoom) === "leave");
     await waitFor("bob to see alice leave", () => memberOf(bob, inviteRoom, aliceId) === "leave");
     await waitFor("bob2 to see alice leave", () => memberOf(bob2, inviteRoom, aliceId) === "leave");
+});
+
+await step("sliding sync: a window of one room grows to all, and a space list", async () => {
+    // The most recently active room comes first: bob speaks in the secret room last.
+    await bob.sendMessage(secretRoom, { msgtype: MsgType.Text, body: "most recent" });
+    const space = (
+        await alice.createRoom({ name: "js-sdk space", creation_content: { type: "m.space" }, preset: Preset.PrivateChat })
+    ).room_id;
+    await alice.sendStateEvent(space, EventType.SpaceChild, { via: [aliceId.split(":").slice(1).join(":")] }, plainRoom);
+    await bob.sendMessage(secretRoom, { msgtype: MsgType.Text, body: "most recent" });
+    const c = await slidingClient(await passwordLogin(aliceLocal, "js-sdk window"), "alice-window", 1);
+    await waitSynced(c);
+    // MSC4186's list: joined and invited rooms, and rooms one was kicked or banned from.
+    const listed = alice.getRooms().filter((r) => {
+        if (r.isSpaceRoom()) return false;
+        const m = r.getMyMembership();
+        const by = r.currentState.getStateEvents(EventType.RoomMember, aliceId)?.getSender();
+        return m === "join" || m === "invite" || (["leave", "ban"].includes(m) && by !== aliceId);
+    });
+    const rooms = listed.length;
+    await waitFor("the window's first response", () => c.fyrSliding.getListData("room_list")?.joinedCount > 0);
+    check(c.fyrSliding.getListData("room_list").joinedCount === rooms, `room_list counts ${c.fyrSliding.getListData("room_list").joinedCount}, want ${rooms}`);
+    const known = () => c.getRooms().filter((r) => r.getMyMembership() === "join" && !r.isSpaceRoom());
+    check(known().length === 1 && known()[0].roomId === secretRoom, `window [0,0] gave ${known().map((r) => r.name)}, want the secret room`);
+    await waitFor("the space list", () => c.fyrSliding.getListData("space_list")?.joinedCount === 1);
+    const sp = await waitFor("the space", () => c.getRoom(space));
+    check(sp.isSpaceRoom(), "the space is not a space to the SDK");
+    check(sp.currentState.getStateEvents(EventType.SpaceChild, plainRoom), "the space's child is missing");
+    c.fyrSliding.setListRanges("room_list", [[0, 19]]);
+    const all = () => c.getRooms().filter((r) => !r.isSpaceRoom());
+    await waitFor(`all ${rooms} rooms`, () => all().length === rooms);
+    const kicked = all().filter((r) => r.getMyMembership() === "leave");
+    check(kicked.length === 1 && kicked[0].name === "js-sdk kick", `left rooms in the list: ${kicked.map((r) => r.name)}`);
+    noSlidingErrors();
+    c.stopClient();
 });
 
 await step("sliding sync: a stale pos gets M_UNKNOWN_POS and the client starts over", async () => {

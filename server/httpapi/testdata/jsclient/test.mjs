@@ -6,7 +6,15 @@
 //
 // The server needs open registration (m.login.dummy) and no rate limits. Each step prints
 // "ok <step> (<ms>)"; the first failure prints the error and exits 1. FYR_JSCLIENT_DEBUG=1
-// shows the SDK's own logs.
+// shows the SDK's own logs, FYR_JSCLIENT_TRACE=1 the sliding sync traffic (see below).
+//
+// Known matrix-js-sdk 43 limits this script steps around (none is Fyr's to fix):
+//   - SlidingSync sends room_subscriptions once, then drops them from later requests; MSC4186
+//     (and Synapse, and Fyr) forget a subscription that a request no longer names, so an open
+//     room falls back to its list's timeline_limit, and a burst bigger than that arrives as
+//     limited: true, which SlidingSyncSdk appends without marking the gap.
+//   - With threads on, a thread event whose /sync echo beats the /send answer fails to send.
+//   - Access tokens from a password login are refreshed only for OAuth 2.0 sessions.
 
 import * as sdk from "matrix-js-sdk";
 import {
@@ -406,7 +414,10 @@ await step("reactions, edits, threads and redactions", async () => {
         "m.relates_to": { rel_type: RelationType.Replace, event_id: root.getId() },
     });
     await waitFor("bob to see the edit", () => root.replacingEvent()?.getContent()?.["m.new_content"]?.body === "hello bob (edited)");
-    const reply = await bob.sendMessage(plainRoom, {
+    // The thread reply goes out without the SDK's local echo: matrix-js-sdk 43 with threads on
+    // fails the send ("updatePendingEventStatus called on an event which is not a local echo")
+    // whenever /sync brings the remote echo of a thread event before /send answers.
+    const reply = await bob.http.authedRequest(sdk.Method.Put, `/rooms/${encodeURIComponent(plainRoom)}/send/m.room.message/thread-${run}`, undefined, {
         msgtype: MsgType.Text,
         body: "in a thread",
         "m.relates_to": { rel_type: RelationType.Thread, event_id: root.getId(), is_falling_back: true, "m.in_reply_to": { event_id: root.getId() } },

@@ -1,4 +1,4 @@
-# Fyr: make run · make test · make bench · make release · make bundle · make image · make complement · make interop
+# Fyr: make run · make test · make bench · make release · make bundle · make image · make complement · make interop · make jsclient
 #
 # The Go toolchain is pinned; machines with an older Go fetch it through the module proxy.
 export GOTOOLCHAIN := go1.27.3
@@ -22,7 +22,7 @@ BOARD   ?= qemu-arm64
 # Where $(SHARED)/peers/dendrite.sh builds Dendrite for make interop.
 PEERS_BIN ?= /tmp/peers/bin
 
-.PHONY: all build run test bench netbed interop release bundle image image-test complement clean
+.PHONY: all build run test bench netbed interop jsclient release bundle image image-test complement clean
 
 all: build
 
@@ -54,6 +54,11 @@ netbed:
 interop:
 	@test -x $(PEERS_BIN)/dendrite || { echo "no Dendrite in $(PEERS_BIN): build it with $(SHARED)/peers/dendrite.sh build (PEERS_BIN=$(PEERS_BIN))"; exit 2; }
 	FYR_DENDRITE_BIN=$(abspath $(PEERS_BIN)) $(GO) test -tags '$(TAGS)' -count=1 -v -run TestDendriteInterop -timeout 10m ./server/
+# Interop with matrix-js-sdk (Element's SDK): /sync v2, sliding sync and Rust crypto against a
+# real Fyr. Needs node and npm; the packages pinned in server/httpapi/testdata/jsclient install
+# into the user cache once. Runs in the package directory so that the script's steps print.
+jsclient:
+	cd server/httpapi && FYR_JSCLIENT=1 $(GO) test -tags '$(TAGS)' -count=1 -run '^TestJSClient$$' -timeout 15m
 
 # Static binaries for the boards Fyr runs on.
 release:

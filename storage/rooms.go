@@ -768,9 +768,15 @@ func (tx *Tx) SetExtremities(roomNID int64, extremities []string, depth int64) e
 
 // EventIDsByNID maps event NIDs to IDs.
 func (db *DB) EventIDsByNID(ctx context.Context, nids []int64) (map[int64]string, error) {
-	out := map[int64]string{}
+	return db.eventText(ctx, "event_id", nids)
+}
+
+// eventText maps event NIDs to one text column of their events; column is one of this
+// package's constants, never input.
+func (db *DB) eventText(ctx context.Context, column string, nids []int64) (map[int64]string, error) {
+	out := make(map[int64]string, len(nids))
 	for chunk := range chunks(nids, 500) {
-		rows, err := db.read.QueryContext(ctx, `SELECT event_nid, event_id FROM events WHERE event_nid IN (`+placeholders(len(chunk))+`)`, anys(chunk)...)
+		rows, err := db.read.QueryContext(ctx, `SELECT event_nid, `+column+` FROM events WHERE event_nid IN (`+placeholders(len(chunk))+`)`, anys(chunk)...)
 		if err != nil {
 			return nil, err
 		}
@@ -784,6 +790,9 @@ func (db *DB) EventIDsByNID(ctx context.Context, nids []int64) (map[int64]string
 			out[n] = s
 		}
 		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
 	}
 	return out, nil
 }

@@ -107,27 +107,7 @@ func (db *DB) ForgottenRooms(ctx context.Context, userID string) (map[int64]bool
 
 // EventSenders returns the sender of each of the events, by event NID.
 func (db *DB) EventSenders(ctx context.Context, nids []int64) (map[int64]string, error) {
-	out := make(map[int64]string, len(nids))
-	for chunk := range chunks(nids, 500) {
-		rows, err := db.read.QueryContext(ctx, `SELECT event_nid, sender FROM events WHERE event_nid IN (`+placeholders(len(chunk))+`)`, anys(chunk)...)
-		if err != nil {
-			return nil, err
-		}
-		for rows.Next() {
-			var nid int64
-			var sender string
-			if err := rows.Scan(&nid, &sender); err != nil {
-				rows.Close()
-				return nil, err
-			}
-			out[nid] = sender
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return nil, err
-		}
-	}
-	return out, nil
+	return db.eventText(ctx, "sender", nids)
 }
 
 // RoomKind is what list filters ask of a room: its type (the create event's content.type;

@@ -75,19 +75,9 @@ func (e *Engine) SlidingSync(ctx context.Context, req SlidingRequest) (*SlidingR
 			defer t.Stop()
 			timer = t.C
 		}
-		e.waiting.Add(1)
-		timedOut := false
-		select {
-		case <-wake:
-		case <-timer:
-			timedOut = true
-		case <-ctx.Done():
-		}
-		e.waiting.Add(-1)
-		switch {
-		case ctx.Err() != nil:
-			return nil, ctx.Err()
-		case timedOut || e.notifier.Closed():
+		if answer, err := e.await(ctx, wake, timer); err != nil {
+			return nil, err
+		} else if answer {
 			return e.slidingFinish(key, resp, next, to), nil
 		}
 	}

@@ -173,22 +173,29 @@ func (e *Engine) Sync(ctx context.Context, req Request) (*Response, error) {
 			defer t.Stop()
 			timer = t.C
 		}
-		e.waiting.Add(1)
-		timedOut := false
-		select {
-		case <-wake:
-		case <-timer:
-			timedOut = true
-		case <-ctx.Done():
-		}
-		e.waiting.Add(-1)
-		switch {
-		case ctx.Err() != nil:
-			return nil, ctx.Err()
-		case timedOut || e.notifier.Closed():
+		if answer, err := e.await(ctx, wake, timer); err != nil {
+			return nil, err
+		} else if answer {
 			return e.finish(ctx, &req, resp)
 		}
 	}
+}
+
+// await parks a long-poll until wake fires, the timer runs out or ctx ends, using no CPU
+// meanwhile. answer says the caller should respond with what it has (the time is up or the
+// server is shutting down); otherwise something changed and it should look again.
+func (e *Engine) await(ctx context.Context, wake <-chan struct{}, timer <-chan time.Time) (answer bool, err error) {
+	e.waiting.Add(1)
+	defer e.waiting.Add(-1)
+	timedOut := false
+	select {
+	case <-wake:
+	case <-timer:
+		timedOut = true
+	case <-ctx.Done():
+		return false, ctx.Err()
+	}
+	return timedOut || e.notifier.Closed(), nil
 }
 
 // Waiting is how many long-polls are waiting right now (for metrics, and for tests that

@@ -27,12 +27,12 @@ const (
 	// ModuleList names the image's kernel modules in load order.
 	ModuleList = "/lib/modules/fyr.modules"
 	// LogFile is the log ring (firmware/ringlog): PID 1's messages and the homeserver's output.
-	LogFile = DataDir + "/log/fyr.log"
+	LogFile = DataDir + "/" + logName
 	// NetworkFile holds the network settings (firmware/netup.Config).
-	NetworkFile = DataDir + "/network.yaml"
+	NetworkFile = DataDir + "/" + networkName
 	// runningMarker exists while the homeserver runs; found at boot, it means the last run
 	// did not end in a clean shutdown (a power cut), and the database is checked.
-	runningMarker = DataDir + "/log/running"
+	runningMarker = DataDir + "/" + runningName
 	// ClientPort is the client API's port on every interface.
 	ClientPort = "8008"
 	// HealthURL is the homeserver's health endpoint, which the supervisor and watchdog
@@ -40,6 +40,17 @@ const (
 	HealthURL = "http://127.0.0.1:" + ClientPort + "/health"
 	// Hostname is the box's host name until configured otherwise.
 	Hostname = "fyr"
+)
+
+// Files on the data disk, relative to DataDir.
+const (
+	logName     = "log/fyr.log"
+	networkName = "network.yaml"
+	runningName = "log/running"
+	// clockName keeps the last known time (firmware/clock).
+	clockName = "clock"
+	// updateName is the updater's directory (firmware/update).
+	updateName = "update"
 )
 
 // DefaultServeArgs are the arguments of the homeserver child: the data disk, and the APIs

@@ -2,6 +2,8 @@ package initd
 
 import (
 	"log/slog"
+	"os"
+	"strings"
 	"time"
 )
 
@@ -19,6 +21,12 @@ const (
 	ParamBlessAfter = "fyr.bless_after"
 )
 
+// envPrefix marks the homeserver's settings among PID 1's environment variables: the kernel
+// hands every KEY=value parameter of its command line that it does not know itself, and that
+// has no dot, to PID 1 as an environment variable, so FYR_LOG_LEVEL=debug on the command
+// line reaches fyr serve (whose flags still take precedence, see server/config).
+const envPrefix = "FYR_"
+
 // blessAfter reads ParamBlessAfter from the kernel command line.
 func blessAfter(cmdline map[string]string, log *slog.Logger) time.Duration {
 	v, ok := cmdline[ParamBlessAfter]
@@ -31,4 +39,16 @@ func blessAfter(cmdline map[string]string, log *slog.Logger) time.Duration {
 		return DefaultBlessAfter
 	}
 	return d
+}
+
+// childEnv is the homeserver's environment: the box has no shell, so little is needed
+// beyond the FYR_ settings PID 1 was given.
+func childEnv() []string {
+	env := []string{"HOME=" + DataDir, "PATH=/", "TZ=UTC"}
+	for _, kv := range os.Environ() {
+		if strings.HasPrefix(kv, envPrefix) {
+			env = append(env, kv)
+		}
+	}
+	return env
 }

@@ -1,7 +1,10 @@
 // Package initd is what the fyr binary does when the kernel starts it as PID 1 on a Fyr
-// box: it mounts the kernel's filesystems and the data disk, loads the image's kernel
-// modules, brings up the network, and runs the homeserver (`fyr serve`, the same binary)
-// as a supervised child, with the hardware watchdog fed while the homeserver is healthy.
+// box: it mounts the kernel's filesystems, the data disk and the boot partition, loads the
+// image's kernel modules, carries out a factory reset, keeps the clock, brings up the
+// network and announces the box on it, runs the updater's boot step and the first-boot
+// setup page, and runs the homeserver (`fyr serve`, the same binary) as a supervised
+// child, with the hardware watchdog fed while the homeserver is healthy and a system
+// update on trial blessed or rolled back (see firmware/doc.go for the order).
 //
 // PID 1 must never exit: the kernel panics if it does. So every step logs its failure and
 // the box carries on (a missing watchdog or driver is not fatal), the long-running parts
@@ -65,9 +68,9 @@ type Config struct {
 	Version string
 	// ServeArgs are the homeserver child's arguments (DefaultServeArgs).
 	ServeArgs []string
-	// OnHealthy and OnCrashLoop are the supervisor's hooks (firmware/supervisor): the slot
-	// code blesses a slot on trial once its homeserver answers, and rolls back a slot whose
-	// homeserver crash-loops. Nil: nothing happens beyond the log.
+	// OnHealthy and OnCrashLoop are called besides PID 1's own handling of the supervisor's
+	// events (firmware/supervisor), which blesses an update on trial once its homeserver
+	// has stayed healthy and rolls back one whose homeserver crash-loops. Nil: nothing more.
 	OnHealthy   func(up time.Duration)
 	OnCrashLoop func(exits int)
 }

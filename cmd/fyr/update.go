@@ -48,9 +48,6 @@ Examples:
       https://box.local/_fyr/admin/v1/update
 `
 
-// TrustedKeysFile is where a box reads extra update keys, in the update directory.
-const TrustedKeysFile = "trusted_keys.pem"
-
 // runUpdate is `fyr update`.
 func runUpdate(ctx context.Context, args []string) error {
 	return updateCmd(ctx, args, os.Stdout)
@@ -128,19 +125,11 @@ func updateBox(ctx context.Context, cmd string, args []string, out io.Writer) er
 // the data directory. Where no Fyr boot loader is found the error wraps
 // slots.ErrNoBootloader.
 func appliance(cfg *config.Config, root string, log *slog.Logger) (*update.Manager, error) {
-	bl, err := slots.Detect(root)
-	if err != nil {
+	m, err := update.Detect(root, filepath.Join(cfg.DataDir, "update"), cfg.DatabasePath(), log)
+	if errors.Is(err, slots.ErrNoBootloader) {
 		return nil, fmt.Errorf("%w: fyr update runs on a Fyr box", err)
 	}
-	if _, err := bl.Status(); err != nil {
-		return nil, fmt.Errorf("%w: the %s boot loader did not start a Fyr slot: %v", slots.ErrNoBootloader, bl.Name(), err)
-	}
-	dir := filepath.Join(cfg.DataDir, "update")
-	keys, err := update.LoadKeyring(filepath.Join(dir, TrustedKeysFile))
-	if err != nil {
-		return nil, err
-	}
-	return &update.Manager{Dir: dir, Board: update.Board(root), Keys: keys, Loader: bl, DB: cfg.DatabasePath(), Log: log}, nil
+	return m, err
 }
 
 func openBundle(name string) (io.ReadCloser, error) {

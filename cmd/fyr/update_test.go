@@ -79,7 +79,7 @@ func TestUpdateCommands(t *testing.T) {
 	}
 	pub, _ := os.ReadFile(key + ".pub")
 	os.MkdirAll(filepath.Join(data, "update"), 0o700)
-	os.WriteFile(filepath.Join(data, "update", TrustedKeysFile), pub, 0o644)
+	os.WriteFile(filepath.Join(data, "update", update.TrustedKeysFile), pub, 0o644)
 	out, err := run(append([]string{"apply"}, append(box, bundle)...)...)
 	if err != nil || !strings.Contains(out, "into slot b") {
 		t.Fatalf("apply = %q, %v", out, err)

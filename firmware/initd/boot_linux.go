@@ -20,7 +20,9 @@ import (
 
 	"fyr/firmware/netup"
 	"fyr/firmware/ringlog"
+	"fyr/firmware/slots"
 	"fyr/firmware/supervisor"
+	"fyr/firmware/update"
 	"fyr/firmware/watchdog"
 )
 
@@ -32,6 +34,12 @@ type box struct {
 	reaper  *reaper
 	cmdline map[string]string
 	ring    *ringlog.Log
+	lan     *lan
+	// updater is set once system updates are on (a Fyr boot loader was found); shutdown asks
+	// it for the reboot's argument.
+	updater atomic.Pointer[update.Manager]
+	// bootMounted: the boot partition is mounted on BootDir.
+	bootMounted atomic.Bool
 
 	cancel context.CancelFunc
 	// stoppedClean is set when the supervisor stopped the homeserver at shutdown.
@@ -52,7 +60,12 @@ func Main(cfg Config) {
 	unix.Reboot(unix.LINUX_REBOOT_CMD_CAD_OFF)
 
 	go b.protect("reaper", func() { b.reaper.run(context.Background()) })
-	go b.protect("boot", b.boot)
+	// Shutdown waits for the boot too: it may be waiting on the first-boot page.
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		b.protect("boot", b.boot)
+	}()
 
 	for {
 		sig := <-stop
@@ -68,16 +81,29 @@ func Main(cfg Config) {
 // It returns at once; the box reboots moments later.
 func Reboot() error { return unix.Kill(1, unix.SIGTERM) }
 
-// boot brings the box up:
+// boot brings the box up. Only the data disk is essential; every other step that fails is
+// logged and skipped, so a board without a boot partition, clock, network or watchdog
+// still boots and serves:
 //   - mounts /proc, /sys, /dev, /run and /tmp
 //   - loads the kernel modules of ModuleList, in order
 //   - mounts the data disk (fyr.data= on the kernel command line, else DefaultDataDevice)
 //     on DataDir, waiting for it as long as it takes
-//   - opens the log ring on it
-//   - brings up loopback and the network (DHCP, static fallback), in the background
+//   - mounts the boot partition on BootDir (fyr.boot=, else partition 1 of the data disk's
+//     disk), and carries out a factory reset if its marker is there, before anything uses
+//     the data disk
+//   - opens the log ring on the data disk
+//   - sets the clock forward to the best time known (saved, RTC, build time) and keeps it
+//     (NTP), in the background
+//   - brings up loopback and the network (DHCP, static fallback), and announces the box
+//     on it as fyr.local (mDNS), in the background
+//   - runs the updater's boot step (a trial's database snapshot, or the rollback of a
+//     failed one) and reboots at once if it asks to
 //   - checks the database if the last run ended in a power cut
+//   - while the homeserver has no admin, serves the first-boot setup page and prints its
+//     claim code on the console, then reloads the configuration it wrote
 //   - arms the hardware watchdog, if the board has one
-//   - starts the homeserver under the supervisor
+//   - starts the homeserver under the supervisor; on a system update's trial, keeps the
+//     update once the homeserver stays healthy, or gives it up and reboots if it crash-loops
 func (b *box) boot() {
 	mountKernelFilesystems(b.log)
 	reopenConsole(b.sink)
@@ -91,28 +117,44 @@ func (b *box) boot() {
 	if _, err := os.Stat("/sys/firmware/efi"); err == nil {
 		mount(b.log, "efivarfs", "/sys/firmware/efi/efivars", "efivarfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "")
 	}
-	b.mountData()
-
-	if ring, err := ringlog.Open(LogFile, 0); err != nil {
-		b.log.Error("no log ring on the data disk; logging to the console only", "err", err)
-	} else {
-		b.ring = ring
-		b.sink.setRing(ring)
+	dataDev := b.mountData()
+	data := openData(b.mountBoot(dataDev), DataDir, b.log)
+	if data.ring != nil {
+		b.ring = data.ring
+		b.sink.setRing(data.ring)
 	}
+	b.startClock(data.network)
 
-	netCfg, err := netup.LoadConfig(NetworkFile)
-	if err != nil {
-		b.log.Error("network settings ignored; using DHCP with a link-local fallback", "err", err)
-		netCfg = netup.Config{}
-	}
-	network := &netup.Network{Config: netCfg, Hostname: Hostname, Log: b.log.With("part", "network")}
+	b.lan = newLAN(Hostname, b.log.With("part", "mdns"))
+	network := &netup.Network{Config: data.network, Hostname: Hostname, Log: b.log.With("part", "network"), OnAddr: b.lan.setAddr}
 	b.keep("network", network.Run)
+	b.keep("mdns", b.lan.run)
 
-	if _, err := os.Stat(runningMarker); err == nil {
+	cfg, cfgFile := b.loadConfig()
+	rep := b.bootUpdates(cfg)
+	if rep != nil && rep.RebootNow {
+		b.log.Warn("the updater gave the update on trial up before the homeserver started; rebooting into the old slot")
+		b.reboot()
+		return
+	}
+	if data.powerCut {
 		b.checkDatabase()
+	}
+	if cfg != nil {
+		if b.firstBoot(cfg, cfgFile) {
+			cfg, _ = b.loadConfig() // setup wrote the server name and TLS settings
+		}
+		if cfg != nil {
+			b.lan.setServices(homeserverServices(cfg)...)
+		}
+	}
+	if b.ctx.Err() != nil {
+		return // shut down during the first boot
 	}
 
 	health := watchdog.HTTPHealth(HealthURL, "https"+strings.TrimPrefix(HealthURL, "http"))
+	tr := newTrial(b.updater.Load(), rep, blessAfter(b.cmdline, b.log), health, b.reboot, b.log.With("part", "update"))
+	b.keep("trial", tr.run)
 	wd := &watchdog.Watchdog{Health: health, Log: b.log.With("part", "watchdog")}
 	b.keep("watchdog", wd.Run)
 
@@ -120,10 +162,7 @@ func (b *box) boot() {
 	if err != nil {
 		exe = "/init"
 	}
-	args := b.cfg.ServeArgs
-	if args == nil {
-		args = DefaultServeArgs
-	}
+	args := b.serveArgs()
 	sup := &supervisor.Supervisor{
 		Start: func(out io.Writer) (supervisor.Process, error) {
 			return b.reaper.Start(exe, append([]string{"fyr"}, args...), childEnv(), out)
@@ -133,11 +172,17 @@ func (b *box) boot() {
 		Log:    b.log.With("part", "supervisor"),
 		OnHealthy: func(up time.Duration) {
 			b.log.Info("homeserver answers", "after_start", up.Round(time.Millisecond), "uptime", uptime())
+			tr.healthy(up)
 			if b.cfg.OnHealthy != nil {
 				b.cfg.OnHealthy(up)
 			}
 		},
-		OnCrashLoop: b.cfg.OnCrashLoop,
+		OnCrashLoop: func(exits int) {
+			if b.cfg.OnCrashLoop != nil {
+				b.cfg.OnCrashLoop(exits)
+			}
+			tr.crashLoop(exits)
+		},
 	}
 	if err := os.WriteFile(runningMarker, nil, 0o644); err != nil {
 		b.log.Warn("run marker not written; a power cut will not be noticed", "err", err)
@@ -152,9 +197,19 @@ func (b *box) boot() {
 	}()
 }
 
-// childEnv is the homeserver's environment: the box has no shell, so little is needed.
-func childEnv() []string {
-	return []string{"HOME=" + DataDir, "PATH=/", "TZ=UTC"}
+// serveArgs are the homeserver child's arguments.
+func (b *box) serveArgs() []string {
+	if b.cfg.ServeArgs != nil {
+		return b.cfg.ServeArgs
+	}
+	return DefaultServeArgs
+}
+
+// reboot asks for a clean reboot, from any goroutine.
+func (b *box) reboot() {
+	if err := Reboot(); err != nil {
+		b.log.Error("reboot not started", "err", err)
+	}
 }
 
 func (b *box) loadModules() {
@@ -190,8 +245,9 @@ func finitModule(path string) error {
 	return unix.FinitModule(int(f.Fd()), "", 0)
 }
 
-// mountData mounts the data disk, retrying until it appears and mounts.
-func (b *box) mountData() {
+// mountData mounts the data disk, retrying until it appears and mounts, and returns its
+// device.
+func (b *box) mountData() string {
 	spec := b.cmdline["fyr.data"]
 	if spec == "" {
 		spec = DefaultDataDevice
@@ -205,7 +261,7 @@ func (b *box) mountData() {
 			err = unix.Mount(dev, DataDir, "ext4", unix.MS_NOATIME|unix.MS_NODEV|unix.MS_NOSUID, "")
 			if err == nil {
 				b.log.Info("data disk mounted", "device", dev, "on", DataDir)
-				return
+				return dev
 			}
 			err = fmt.Errorf("mount %s: %w", dev, err)
 		}
@@ -252,6 +308,10 @@ func (b *box) shutdown(sig os.Signal, cmd int) {
 	if b.stoppedClean.Load() {
 		os.Remove(runningMarker)
 	}
+	arg := ""
+	if cmd == unix.LINUX_REBOOT_CMD_RESTART {
+		arg = rebootArg(b.updater.Load(), b.log) // writes to the data disk: before unmounting it
+	}
 	b.log.Info("stopped; unmounting the data disk")
 	b.sink.dropRing()
 	if b.ring != nil {
@@ -261,7 +321,16 @@ func (b *box) shutdown(sig os.Signal, cmd int) {
 	if err := unix.Unmount(DataDir, 0); err != nil {
 		unix.Mount("", DataDir, "", unix.MS_REMOUNT|unix.MS_RDONLY, "")
 	}
+	if b.bootMounted.Load() {
+		if err := unix.Unmount(BootDir, 0); err != nil {
+			unix.Mount("", BootDir, "", unix.MS_REMOUNT|unix.MS_RDONLY, "")
+		}
+	}
 	unix.Sync()
+	if arg != "" {
+		err := slots.Reboot(arg)
+		b.log.Error("reboot with the boot loader's argument failed; rebooting without it", "arg", arg, "err", err)
+	}
 	if err := unix.Reboot(cmd); err != nil {
 		b.log.Error("reboot failed", "err", err)
 	}

@@ -49,3 +49,18 @@ func (s *logSink) dropRing() {
 	defer s.mu.Unlock()
 	s.ring = nil
 }
+
+// consoleOnly returns a writer to the console alone, for what must stay out of the log ring
+// (the first boot's claim code).
+func (s *logSink) consoleOnly() io.Writer { return consoleWriter{s} }
+
+type consoleWriter struct{ s *logSink }
+
+func (w consoleWriter) Write(p []byte) (int, error) {
+	w.s.mu.Lock()
+	defer w.s.mu.Unlock()
+	if w.s.console != nil {
+		w.s.console.Write(p)
+	}
+	return len(p), nil
+}

@@ -1,7 +1,10 @@
 // Package initd is what the fyr binary does when the kernel starts it as PID 1 on a Fyr
-// box: it mounts the kernel's filesystems and the data disk, loads the image's kernel
-// modules, brings up the network, and runs the homeserver (`fyr serve`, the same binary)
-// as a supervised child, with the hardware watchdog fed while the homeserver is healthy.
+// box: it mounts the kernel's filesystems, the data disk and the boot partition, loads the
+// image's kernel modules, carries out a factory reset, keeps the clock, brings up the
+// network and announces the box on it, runs the updater's boot step and the first-boot
+// setup page, and runs the homeserver (`fyr serve`, the same binary) as a supervised
+// child, with the hardware watchdog fed while the homeserver is healthy and a system
+// update on trial blessed or rolled back (see firmware/doc.go for the order).
 //
 // PID 1 must never exit: the kernel panics if it does. So every step logs its failure and
 // the box carries on (a missing watchdog or driver is not fatal), the long-running parts
@@ -27,12 +30,12 @@ const (
 	// ModuleList names the image's kernel modules in load order.
 	ModuleList = "/lib/modules/fyr.modules"
 	// LogFile is the log ring (firmware/ringlog): PID 1's messages and the homeserver's output.
-	LogFile = DataDir + "/log/fyr.log"
+	LogFile = DataDir + "/" + logName
 	// NetworkFile holds the network settings (firmware/netup.Config).
-	NetworkFile = DataDir + "/network.yaml"
+	NetworkFile = DataDir + "/" + networkName
 	// runningMarker exists while the homeserver runs; found at boot, it means the last run
 	// did not end in a clean shutdown (a power cut), and the database is checked.
-	runningMarker = DataDir + "/log/running"
+	runningMarker = DataDir + "/" + runningName
 	// ClientPort is the client API's port on every interface.
 	ClientPort = "8008"
 	// HealthURL is the homeserver's health endpoint, which the supervisor and watchdog
@@ -40,6 +43,17 @@ const (
 	HealthURL = "http://127.0.0.1:" + ClientPort + "/health"
 	// Hostname is the box's host name until configured otherwise.
 	Hostname = "fyr"
+)
+
+// Files on the data disk, relative to DataDir.
+const (
+	logName     = "log/fyr.log"
+	networkName = "network.yaml"
+	runningName = "log/running"
+	// clockName keeps the last known time (firmware/clock).
+	clockName = "clock"
+	// updateName is the updater's directory (firmware/update).
+	updateName = "update"
 )
 
 // DefaultServeArgs are the arguments of the homeserver child: the data disk, and the APIs
@@ -54,9 +68,9 @@ type Config struct {
 	Version string
 	// ServeArgs are the homeserver child's arguments (DefaultServeArgs).
 	ServeArgs []string
-	// OnHealthy and OnCrashLoop are the supervisor's hooks (firmware/supervisor): the slot
-	// code blesses a slot on trial once its homeserver answers, and rolls back a slot whose
-	// homeserver crash-loops. Nil: nothing happens beyond the log.
+	// OnHealthy and OnCrashLoop are called besides PID 1's own handling of the supervisor's
+	// events (firmware/supervisor), which blesses an update on trial once its homeserver
+	// has stayed healthy and rolls back one whose homeserver crash-loops. Nil: nothing more.
 	OnHealthy   func(up time.Duration)
 	OnCrashLoop func(exits int)
 }

@@ -24,6 +24,7 @@ const (
 //	  address: 192.168.1.50/24
 //	  gateway: 192.168.1.1
 //	  dns: [192.168.1.1]
+//	ntp: [ntp.example.org]  # the clock's NTP servers (firmware/clock); empty: pool.ntp.org
 type Config struct {
 	// Interface names the interface; empty means the first Ethernet interface.
 	Interface string `yaml:"interface"`
@@ -32,6 +33,10 @@ type Config struct {
 	// Static is the address used when DHCP gets no lease, or always in ModeStatic. Nil: a
 	// link-local address (LinkLocal).
 	Static *Static `yaml:"static"`
+	// NTP are the NTP servers the box's clock asks (firmware/clock), "host" or "host:port".
+	// netup does not use them; they are network settings, so they live here. Empty: the
+	// caller's default (PID 1 asks pool.ntp.org).
+	NTP []string `yaml:"ntp"`
 }
 
 // Static is a fixed IPv4 configuration.

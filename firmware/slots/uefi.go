@@ -369,6 +369,16 @@ func (u *UEFI) rename(from, to string) error {
 	if err := os.Rename(filepath.Join(dir, from), filepath.Join(dir, to)); err != nil {
 		return fmt.Errorf("slots: %w", err)
 	}
+	// On FAT the renamed entry holds the file's size and first cluster only once the file's
+	// inode is written: syncing the file writes it, even on an ESP mounted without
+	// MountFlags (an empty entry would leave the slot unbootable).
+	if f, err := os.Open(filepath.Join(dir, to)); err == nil {
+		err = f.Sync()
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("slots: sync %s: %w", to, err)
+		}
+	}
 	return syncDir(dir)
 }
 

@@ -52,14 +52,15 @@ func (c *client) do(ctx context.Context, method, path string, body, out any) err
 	return nil
 }
 
-// registerWithToken creates an account with the registration token the server printed.
-func (c *client) registerWithToken(ctx context.Context, user, password, token string) error {
+// login signs in with a password.
+func (c *client) login(ctx context.Context, user, password string) error {
 	var resp struct {
 		AccessToken string `json:"access_token"`
 	}
-	err := c.do(ctx, "POST", "/_matrix/client/v3/register", map[string]any{
-		"username": user, "password": password,
-		"auth": map[string]string{"type": "m.login.registration_token", "token": token},
+	err := c.do(ctx, "POST", "/_matrix/client/v3/login", map[string]any{
+		"type":       "m.login.password",
+		"identifier": map[string]string{"type": "m.id.user", "user": user},
+		"password":   password,
 	}, &resp)
 	if err != nil {
 		return err

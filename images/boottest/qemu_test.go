@@ -13,8 +13,8 @@ import (
 // qemuArgs boots the qemu-arm64 image: the kernel and initramfs directly, the data disk
 // as a virtio disk with qemu's default write-back cache (what the guest flushed reached the
 // file; what it did not is lost when qemu is killed, as in a power cut).
-func qemuArgs(dir, disk, cmdline string, port int) []string {
-	return append(machineArgs(port),
+func qemuArgs(dir, disk, cmdline string, p ports) []string {
+	return append(machineArgs(p),
 		"-no-reboot",
 		"-kernel", filepath.Join(dir, "Image"), "-initrd", filepath.Join(dir, "initrd.img"),
 		"-append", cmdline,
@@ -22,25 +22,27 @@ func qemuArgs(dir, disk, cmdline string, port int) []string {
 		"-device", "virtio-blk-pci,drive=data")
 }
 
-// TestQEMUArm64 boots the qemu-arm64 image, sends a burst of messages, cuts the power in
-// the middle of it, boots again and checks that every acknowledged message is there and
-// that the database passed integrity_check at boot.
+// TestQEMUArm64 boots the qemu-arm64 image (a board with no boot partition and no boot
+// loader: no factory reset, no updates), sets it up through the first-boot page, sends a
+// burst of messages, cuts the power in the middle of it, boots again and checks that every
+// acknowledged message is there and that the database passed integrity_check at boot.
 func TestQEMUArm64(t *testing.T) {
 	dir := image(t, boardQEMU, qemuTool)
 	disk := filepath.Join(t.TempDir(), "data.img")
 	sparseCopy(t, filepath.Join(dir, "data.img"), disk)
 	cmdline := "console=ttyAMA0 panic=-1 fyr.data=LABEL=fyr-data"
 
-	port := freePort(t)
-	vm1 := startVM(t, "boot1", port, qemuArgs(dir, disk, cmdline, port)...)
+	p1 := freePorts(t)
+	vm1 := startVM(t, "boot1", p1, qemuArgs(dir, disk, cmdline, p1)...)
+	ctx := withTimeout(t, 10*time.Minute)
+	page, user, password := vm1.setup(ctx)
 	first := vm1.waitAnswer(5 * time.Minute)
-	t.Logf("REPORT qemu-arm64: first answer %.1f s after qemu started (fresh data disk)", first.Seconds())
+	t.Logf("REPORT qemu-arm64: fresh data disk: setup page done %.1f s after qemu started; the homeserver's first answer %.1f s", page.Seconds(), first.Seconds())
 	vm1.waitLog(`msg="Fyr is booting"`, time.Second)
+	vm1.waitLog(`no boot partition`, time.Second)
 
-	token := vm1.waitLog(`one-time registration token:\s+(\S+)`, time.Minute)[1]
-	ctx := withTimeout(t, 5*time.Minute)
 	c := newClient(vm1.url(""))
-	if err := c.registerWithToken(ctx, "admin", "boot-test-password", token); err != nil {
+	if err := c.login(ctx, user, password); err != nil {
 		t.Fatal(err)
 	}
 	room, err := c.createRoom(ctx)
@@ -88,8 +90,8 @@ func TestQEMUArm64(t *testing.T) {
 	}
 	t.Logf("power cut after %d acknowledged messages", len(acked))
 
-	port2 := freePort(t)
-	vm2 := startVM(t, "boot2", port2, qemuArgs(dir, disk, cmdline, port2)...)
+	p2 := freePorts(t)
+	vm2 := startVM(t, "boot2", p2, qemuArgs(dir, disk, cmdline, p2)...)
 	second := vm2.waitAnswer(5 * time.Minute)
 	t.Logf("REPORT qemu-arm64: first answer %.1f s after qemu started (after the power cut, with integrity_check)", second.Seconds())
 	vm2.waitLog(`the last run ended without a clean shutdown; checking the database`, time.Second)
@@ -107,6 +109,9 @@ func TestQEMUArm64(t *testing.T) {
 	}
 	if lost == 0 {
 		t.Logf("all %d acknowledged messages survived the power cut", len(acked))
+	}
+	if strings.Contains(vm2.serial.String(), "claim code") {
+		t.Error("the setup page came back on the second boot, though an admin exists")
 	}
 	if strings.Contains(vm2.serial.String(), "Kernel panic") {
 		t.Error("the kernel panicked on the second boot")

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -85,6 +87,12 @@ func sparseCopy(t *testing.T, src, dst string) {
 	}
 }
 
+// ports are the host's loopback ports forwarded to a VM: the client API (guest port 8008)
+// and the first-boot setup page (guest port 80).
+type ports struct{ api, setup int }
+
+func freePorts(t *testing.T) ports { return ports{api: freePort(t), setup: freePort(t)} }
+
 func freePort(t *testing.T) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -96,13 +104,13 @@ func freePort(t *testing.T) int {
 }
 
 // machineArgs are the qemu arguments every board shares: the virt machine under TCG, a
-// virtio NIC whose port 8008 is forwarded to 127.0.0.1:port only, entropy, a watchdog, and
-// the serial console on standard output.
-func machineArgs(port int) []string {
+// virtio NIC whose ports 8008 and 80 are forwarded to 127.0.0.1 only, entropy, a watchdog,
+// and the serial console on standard output.
+func machineArgs(p ports) []string {
 	return []string{
 		"-M", "virt", "-cpu", "cortex-a57", "-smp", "2", "-m", "1024",
 		"-nodefaults", "-display", "none", "-serial", "stdio",
-		"-netdev", fmt.Sprintf("user,id=net0,hostfwd=tcp:127.0.0.1:%d-:8008", port),
+		"-netdev", fmt.Sprintf("user,id=net0,hostfwd=tcp:127.0.0.1:%d-:8008,hostfwd=tcp:127.0.0.1:%d-:80", p.api, p.setup),
 		"-device", "virtio-net-pci,netdev=net0,romfile=",
 		"-device", "virtio-rng-pci", "-device", "i6300esb",
 	}
@@ -113,20 +121,20 @@ type vm struct {
 	t       *testing.T
 	name    string
 	cmd     *exec.Cmd
-	port    int
+	ports   ports
 	started time.Time
 	serial  *serialLog
 	exited  chan struct{}
 }
 
-func startVM(t *testing.T, name string, port int, args ...string) *vm {
+func startVM(t *testing.T, name string, p ports, args ...string) *vm {
 	t.Helper()
 	logPath := filepath.Join(t.TempDir(), name+".serial.log")
 	f, err := os.Create(logPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	v := &vm{t: t, name: name, port: port, serial: &serialLog{file: f}, exited: make(chan struct{})}
+	v := &vm{t: t, name: name, ports: p, serial: &serialLog{file: f}, exited: make(chan struct{})}
 	v.cmd = exec.Command("qemu-system-aarch64", args...)
 	v.cmd.Stdout, v.cmd.Stderr = v.serial, v.serial
 	v.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -155,7 +163,36 @@ func (v *vm) kill() {
 	<-v.exited
 }
 
-func (v *vm) url(path string) string { return fmt.Sprintf("http://127.0.0.1:%d%s", v.port, path) }
+func (v *vm) url(path string) string { return fmt.Sprintf("http://127.0.0.1:%d%s", v.ports.api, path) }
+
+// setup answers the first-boot page as the owner of a new box does: the claim code from the
+// console, a server name, the first admin and plain HTTP on the client port. It returns how
+// long after qemu started the page took the answers, and the admin's name and password.
+func (v *vm) setup(ctx context.Context) (done time.Duration, user, password string) {
+	v.t.Helper()
+	code := v.waitLog(`enter this claim code:\s+(\S+)`, 5*time.Minute)[1]
+	user, password = "admin", "boot-test-password"
+	form := url.Values{"claim_code": {code}, "server_name": {"fyr.test"}, "admin": {user},
+		"password": {password}, "password_confirm": {password}, "tls_mode": {"http"}}
+	page := fmt.Sprintf("http://127.0.0.1:%d/", v.ports.setup)
+	for {
+		req, _ := http.NewRequestWithContext(ctx, "POST", page, strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				v.t.Fatalf("%s: the setup page answered %s:\n%s", v.name, resp.Status, b)
+			}
+			return time.Since(v.started), user, password
+		}
+		if ctx.Err() != nil {
+			v.t.Fatalf("%s: the setup page did not answer: %v", v.name, err)
+		}
+		time.Sleep(250 * time.Millisecond) // the banner can come before the listener
+	}
+}
 
 // waitAnswer waits until GET /_matrix/client/versions answers 200 and returns how long
 // after qemu started that was.

@@ -241,6 +241,11 @@ func TestInviteAcrossServers(t *testing.T) {
 		t.Errorf("gina's declined invite is not in the leave section: %+v", lr)
 	}
 	// Inviting a user who does not exist is refused by their server.
+	// Inviting a user on a server that cannot be reached is a bad gateway, not a 500.
+	_, err = alice.InviteUser(ctx, marker.RoomID, &mautrix.ReqInviteUser{UserID: "@nobody:unreachable.invalid"})
+	if code, status := servertest.ErrCode(err); status != 502 {
+		t.Errorf("invite to an unreachable server: %s %d, want 502", code, status)
+	}
 	_, err = alice.InviteUser(ctx, marker.RoomID, &mautrix.ReqInviteUser{UserID: "@nobody:hs2.test"})
 	if code, _ := servertest.ErrCode(err); code == "" {
 		t.Fatal("inviting an unknown remote user succeeded")

@@ -110,7 +110,12 @@ func remoteErr(err error) error {
 			return &rooms.RemoteError{Server: re.Destination, Status: re.StatusCode, Code: re.ErrCode, Message: re.Message, Err: err}
 		}
 	}
-	return err
+	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	// The other server failed or could not be reached: the client's request was fine, so it
+	// is a bad gateway (502), not an internal error.
+	return fmt.Errorf("%w: %w", rooms.ErrRemote, err)
 }
 
 func (f fedRemote) Invite(ctx context.Context, server string, roomID id.RoomID, eventID id.EventID, version id.RoomVersion, event json.RawMessage, stripped []json.RawMessage) (json.RawMessage, error) {
